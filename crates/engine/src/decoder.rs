@@ -1,0 +1,226 @@
+//! Our decoder-only transformer over candle: the qwen2 and llama families (they differ in
+//! attention biases, tied output weights and the rotary layout, all read from the file).
+
+use crate::config::{ModelConfig, RopeStyle};
+use crate::error::Result;
+use crate::gguf::GgufFile;
+use crate::kv::KvCache;
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+/// Rows per forward pass during prefill: bounds the attention scores to
+/// `heads × CHUNK × context` floats however long the prompt is.
+pub const PREFILL_CHUNK: usize = 256;
+
+struct Linear {
+    w: QMatMul,
+    b: Option<Tensor>,
+}
+
+impl Linear {
+    fn load(f: &mut GgufFile, name: &str, dev: &Device) -> Result<Self> {
+        let w = QMatMul::from_qtensor(f.tensor(&format!("{name}.weight"), dev)?)?;
+        let bias_name = format!("{name}.bias");
+        let b = if f.has_tensor(&bias_name) {
+            Some(f.tensor(&bias_name, dev)?.dequantize(dev)?)
+        } else {
+            None
+        };
+        Ok(Self { w, b })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.w.forward(x)?;
+        Ok(match &self.b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+struct Block {
+    attn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ffn_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+pub struct Decoder {
+    cfg: ModelConfig,
+    embed: QTensor,
+    blocks: Vec<Block>,
+    out_norm: Tensor,
+    output: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+fn norm(f: &mut GgufFile, name: &str, dev: &Device) -> Result<Tensor> {
+    Ok(f.tensor(name, dev)?.dequantize(dev)?)
+}
+
+impl Decoder {
+    /// Loads every weight of `f` onto `device`. `max_positions` bounds the rotary tables.
+    pub fn load(
+        f: &mut GgufFile,
+        cfg: &ModelConfig,
+        device: &Device,
+        max_positions: usize,
+    ) -> Result<Self> {
+        let mut blocks = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let p = format!("blk.{i}");
+            blocks.push(Block {
+                attn_norm: norm(f, &format!("{p}.attn_norm.weight"), device)?,
+                q: Linear::load(f, &format!("{p}.attn_q"), device)?,
+                k: Linear::load(f, &format!("{p}.attn_k"), device)?,
+                v: Linear::load(f, &format!("{p}.attn_v"), device)?,
+                o: Linear::load(f, &format!("{p}.attn_output"), device)?,
+                ffn_norm: norm(f, &format!("{p}.ffn_norm.weight"), device)?,
+                gate: Linear::load(f, &format!("{p}.ffn_gate"), device)?,
+                up: Linear::load(f, &format!("{p}.ffn_up"), device)?,
+                down: Linear::load(f, &format!("{p}.ffn_down"), device)?,
+            });
+        }
+        let embed = f.tensor("token_embd.weight", device)?;
+        // Small models tie the output projection to the embedding table.
+        let output = if f.has_tensor("output.weight") {
+            QMatMul::from_qtensor(f.tensor("output.weight", device)?)?
+        } else {
+            QMatMul::from_qtensor(f.tensor("token_embd.weight", device)?)?
+        };
+        let out_norm = norm(f, "output_norm.weight", device)?;
+        let (cos, sin) = rope_tables(cfg, max_positions, device)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed,
+            blocks,
+            out_norm,
+            output,
+            cos,
+            sin,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Runs `tokens` at the positions after what `cache` holds, appends their keys and values,
+    /// and returns the logits of the last token only (a `[vocab]` f32 tensor).
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let t = tokens.len();
+        let pos = cache.len();
+        let cfg = &self.cfg;
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embed.embedding(&ids)?.unsqueeze(0)?;
+        let cos = self.cos.narrow(0, pos, t)?;
+        let sin = self.sin.narrow(0, pos, t)?;
+        let groups = cfg.n_head / cfg.n_kv_head;
+        let mask = if t > 1 {
+            Some(causal_mask(groups, t, pos, &self.device)?)
+        } else {
+            None
+        };
+        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        for (layer, b) in self.blocks.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &b.attn_norm, cfg.rms_eps as f32)?;
+            let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+                Ok(y.reshape((1, t, n, cfg.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()?)
+            };
+            let q = heads(b.q.forward(&h)?, cfg.n_head)?;
+            let k = heads(b.k.forward(&h)?, cfg.n_kv_head)?;
+            let v = heads(b.v.forward(&h)?, cfg.n_kv_head)?;
+            let (q, k) = match cfg.rope_style {
+                RopeStyle::Halves => (
+                    candle_nn::rotary_emb::rope(&q, &cos, &sin)?,
+                    candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
+                ),
+                RopeStyle::Interleaved => (
+                    candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?,
+                    candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?,
+                ),
+            };
+            let (k_all, v_all) = cache.write(layer, &k, &v)?;
+            // Grouped-query attention without copying keys per head: the query heads that share
+            // a key head are stacked as extra rows of that key head.
+            let q = q.reshape((1, cfg.n_kv_head, groups * t, cfg.head_dim))?;
+            let mut att = (q.matmul(&k_all.t()?)? * scale)?;
+            if let Some(m) = &mask {
+                att = att.broadcast_add(m)?;
+            }
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att
+                .matmul(&v_all)?
+                .reshape((1, cfg.n_head, t, cfg.head_dim))?
+                .transpose(1, 2)?
+                .reshape((1, t, cfg.n_head * cfg.head_dim))?;
+            x = (x + b.o.forward(&y)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps as f32)?;
+            let ff = (candle_nn::ops::silu(&b.gate.forward(&h)?)? * b.up.forward(&h)?)?;
+            x = (x + b.down.forward(&ff)?)?;
+        }
+        cache.advance(t);
+        let last = x.narrow(1, t - 1, 1)?;
+        let last = candle_nn::ops::rms_norm(&last, &self.out_norm, cfg.rms_eps as f32)?;
+        let logits = self.output.forward(&last)?;
+        Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
+    }
+}
+
+fn rope_tables(cfg: &ModelConfig, n: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim / 2;
+    let inv: Vec<f32> = (0..half)
+        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
+        .collect();
+    let inv = Tensor::from_vec(inv, (1, half), dev)?;
+    let pos = Tensor::arange(0u32, n as u32, dev)?
+        .to_dtype(DType::F32)?
+        .reshape((n, 1))?;
+    let freqs = pos.broadcast_mul(&inv)?;
+    Ok((freqs.cos()?.contiguous()?, freqs.sin()?.contiguous()?))
+}
+
+/// Additive mask for `groups` stacked query heads of `t` rows each, starting at `pos`.
+fn causal_mask(groups: usize, t: usize, pos: usize, dev: &Device) -> Result<Tensor> {
+    let total = pos + t;
+    let mut m = vec![0f32; groups * t * total];
+    for g in 0..groups {
+        for i in 0..t {
+            let row = (g * t + i) * total;
+            for v in &mut m[row + pos + i + 1..row + total] {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (groups * t, total), dev)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_hides_only_future_positions() {
+        let m = causal_mask(2, 3, 2, &Device::Cpu).unwrap();
+        let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
+        // Row i of each group may see positions 0..=pos+i.
+        for g in 0..2 {
+            for i in 0..3 {
+                let row = &m[g * 3 + i];
+                for (j, v) in row.iter().enumerate() {
+                    assert_eq!(*v == 0.0, j <= 2 + i, "g={g} i={i} j={j}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Opening a GGUF file with every failure turned into a clear [`EngineError`].
+
+use crate::error::{EngineError, Result};
+use candle_core::quantized::gguf_file::Content;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+pub(crate) const GGUF_MAGIC: [u8; 4] = *b"GGUF";
+
+/// An open GGUF file: parsed header plus a reader positioned anywhere.
+pub struct GgufFile {
+    pub path: PathBuf,
+    pub content: Content,
+    pub reader: BufReader<File>,
+}
+
+impl GgufFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let io = |source| EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let file_size = file.metadata().map_err(io)?.len();
+        let mut reader = BufReader::new(file);
+        let mut magic = [0u8; 4];
+        if reader.read_exact(&mut magic).is_err() || magic != GGUF_MAGIC {
+            return Err(EngineError::NotGguf {
+                path: path.to_path_buf(),
+            });
+        }
+        reader.seek(SeekFrom::Start(0)).map_err(io)?;
+        let corrupt = |detail: String| EngineError::CorruptGguf {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let content = Content::read(&mut reader).map_err(|e| corrupt(e.to_string()))?;
+        // A download cut short keeps a valid header; check every tensor lies inside the file
+        // now, rather than failing halfway through loading.
+        for (name, info) in &content.tensor_infos {
+            let elems = info.shape.elem_count();
+            let block = info.ggml_dtype.block_size();
+            if elems % block != 0 {
+                return Err(corrupt(format!(
+                    "tensor {name} has {elems} elements, not a multiple of its block size {block}"
+                )));
+            }
+            let bytes = (elems / block * info.ggml_dtype.type_size()) as u64;
+            let end = content
+                .tensor_data_offset
+                .saturating_add(info.offset)
+                .saturating_add(bytes);
+            if end > file_size {
+                return Err(corrupt(format!(
+                    "tensor {name} ends at byte {end} but the file has {file_size} bytes (incomplete download?)"
+                )));
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            content,
+            reader,
+        })
+    }
+
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    pub fn tensor(
+        &mut self,
+        name: &str,
+        device: &candle_core::Device,
+    ) -> Result<candle_core::quantized::QTensor> {
+        if !self.has_tensor(name) {
+            return Err(EngineError::MissingTensor(name.to_string()));
+        }
+        self.content
+            .tensor(&mut self.reader, name, device)
+            .map_err(|e| EngineError::CorruptGguf {
+                path: self.path.clone(),
+                detail: format!("tensor {name}: {e}"),
+            })
+    }
+}

@@ -1,0 +1,33 @@
+//! moat's inference engine: loads a GGUF code model, keeps one warm KV cache that is reused
+//! across requests sharing a prefix, and completes fill-in-the-middle prompts.
+//!
+//! Architecture Invariant: this crate knows nothing of editors, LSP or repositories. It takes
+//! text (or tokens) and returns text; deciding what goes into a prompt is the context crate's
+//! job, and serving it is the LSP crate's.
+
+mod cancel;
+pub mod config;
+mod decoder;
+pub mod device;
+mod engine;
+pub mod error;
+pub mod fim;
+mod gguf;
+pub mod kv;
+pub mod prepare;
+pub mod sampling;
+pub mod tiny;
+pub mod tokenizer;
+pub mod trim;
+
+pub use cancel::CancelFlag;
+pub use config::ModelConfig;
+pub use device::DeviceChoice;
+pub use engine::{
+    Engine, EngineInfo, EngineOptions, EngineSnapshot, Flow, GenerateParams, Generation,
+    StopReason, Timings,
+};
+pub use error::{EngineError, Result};
+pub use fim::{ContextFile, FimFormat, FimPrompt};
+pub use sampling::Sampling;
+pub use trim::Trimmer;

@@ -1,0 +1,363 @@
+//! Engine behaviour on tiny random-weight models that the tests write themselves.
+
+use candle_core::quantized::GgmlDType;
+use moat_engine::tiny::{write_tiny_model, TinySpec};
+use moat_engine::{
+    CancelFlag, Engine, EngineError, EngineOptions, FimPrompt, Flow, GenerateParams, StopReason,
+};
+use std::path::PathBuf;
+
+fn tiny(dir: &tempfile::TempDir, spec: TinySpec) -> PathBuf {
+    let path = dir
+        .path()
+        .join(format!("{}-{:?}.gguf", spec.architecture, spec.dtype));
+    write_tiny_model(&path, &spec).unwrap();
+    path
+}
+
+fn load(path: &PathBuf) -> Engine {
+    Engine::load(path, &EngineOptions::default()).unwrap()
+}
+
+fn params(n: usize) -> GenerateParams {
+    GenerateParams {
+        max_tokens: n,
+        ..Default::default()
+    }
+}
+
+fn run(e: &mut Engine, prompt: &[u32], n: usize) -> Vec<u32> {
+    e.generate(prompt, &params(n), &CancelFlag::new(), &mut |_| {
+        Flow::Continue
+    })
+    .unwrap()
+    .tokens
+}
+
+#[test]
+fn loads_both_architectures() {
+    let dir = tempfile::tempdir().unwrap();
+    for arch in ["qwen2", "llama"] {
+        let e = load(&tiny(
+            &dir,
+            TinySpec {
+                architecture: arch.into(),
+                ..Default::default()
+            },
+        ));
+        assert_eq!(e.info().architecture, arch);
+        assert_eq!(e.info().layers, 2);
+        assert_eq!(e.fim_format(), moat_engine::FimFormat::Qwen);
+    }
+}
+
+#[test]
+fn fim_prompt_has_markup_in_order_and_escapes_user_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = load(&tiny(&dir, TinySpec::default()));
+    let tok = e.tokenizer();
+    let id = |s: &str| tok.token_id(s).unwrap();
+    let p = FimPrompt {
+        prefix: "def f():\n    x = '<|endoftext|>'".into(),
+        suffix: "\n".into(),
+        ..Default::default()
+    };
+    let ids = e.render_fim(&p).unwrap();
+    assert_eq!(ids[0], id("<|fim_prefix|>"));
+    assert_eq!(*ids.last().unwrap(), id("<|fim_middle|>"));
+    let specials: Vec<u32> = ids.iter().copied().filter(|i| tok.is_special(*i)).collect();
+    // The `<|endoftext|>` inside the code is text, not a control token.
+    assert_eq!(
+        specials,
+        vec![
+            id("<|fim_prefix|>"),
+            id("<|fim_suffix|>"),
+            id("<|fim_middle|>")
+        ]
+    );
+    let text = tok.decode(&ids).unwrap();
+    assert!(text.contains("'<|endoftext|>'"), "{text}");
+
+    // The repository form puts context files first, then the current file's infilling.
+    let p = FimPrompt {
+        repo_name: Some("acme".into()),
+        path: Some("src/a.py".into()),
+        context: vec![moat_engine::ContextFile {
+            path: "src/b.py".into(),
+            content: "def fib(n): pass".into(),
+        }],
+        ..p
+    };
+    let ids = e.render_fim(&p).unwrap();
+    assert_eq!(ids[0], id("<|repo_name|>"));
+    assert_eq!(ids.iter().filter(|i| **i == id("<|file_sep|>")).count(), 2);
+    let text = tok.decode(&ids).unwrap();
+    assert!(
+        text.starts_with("acme\nsrc/b.py\ndef fib(n): pass\nsrc/a.py\n"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn kv_reuse_gives_exactly_the_tokens_of_a_cold_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for arch in ["qwen2", "llama"] {
+        let path = tiny(
+            &dir,
+            TinySpec {
+                architecture: arch.into(),
+                ..Default::default()
+            },
+        );
+        let mut warm = load(&path);
+        let tok_a: Vec<u32> = (0..300).map(|i| (i * 7 % 250) as u32).collect();
+        let mut tok_b = tok_a[..280].to_vec();
+        tok_b.extend((0..25).map(|i| (i * 11 % 250) as u32));
+        // Warm the cache on A, then ask for B, which shares 280 tokens with it.
+        run(&mut warm, &tok_a, 8);
+        let g = warm
+            .generate(&tok_b, &params(16), &CancelFlag::new(), &mut |_| {
+                Flow::Continue
+            })
+            .unwrap();
+        assert_eq!(g.timings.cached_tokens, 280);
+        let mut cold = load(&path);
+        assert_eq!(g.tokens, run(&mut cold, &tok_b, 16), "{arch}");
+        // Logits, not just the argmax, agree.
+        let lw = warm.logits(&tok_a).unwrap();
+        let lc = load(&path).logits(&tok_a).unwrap();
+        let max_diff = lw
+            .iter()
+            .zip(&lc)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(max_diff < 1e-4, "{arch}: logits differ by {max_diff}");
+    }
+}
+
+#[test]
+fn snapshot_and_restore_return_to_the_saved_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny(&dir, TinySpec::default());
+    let mut e = load(&path);
+    let prompt: Vec<u32> = (10..60).collect();
+    let first = run(&mut e, &prompt, 10);
+    let snap = e.snapshot().unwrap();
+    let cached = e.cached_tokens().to_vec();
+    let other: Vec<u32> = (100..180).collect();
+    run(&mut e, &other, 10);
+    e.restore(&snap).unwrap();
+    assert_eq!(e.cached_tokens(), &cached[..]);
+    let again = e
+        .generate(&prompt, &params(10), &CancelFlag::new(), &mut |_| {
+            Flow::Continue
+        })
+        .unwrap();
+    assert_eq!(again.timings.cached_tokens, prompt.len() - 1);
+    assert_eq!(again.tokens, first);
+}
+
+#[test]
+fn stops_at_stop_strings_and_max_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = load(&tiny(&dir, TinySpec::default()));
+    let prompt: Vec<u32> = (20..40).collect();
+    let g = e
+        .generate(&prompt, &params(24), &CancelFlag::new(), &mut |_| {
+            Flow::Continue
+        })
+        .unwrap();
+    assert!(g.tokens.len() <= 24);
+    if g.stop == StopReason::MaxTokens {
+        assert_eq!(g.tokens.len(), 24);
+    }
+    let text = g.text.clone();
+    assert!(
+        text.chars().count() > 4,
+        "tiny model produced too little text: {text:?}"
+    );
+    // Stop at a string that occurs in the middle of that output.
+    let chars: Vec<char> = text.chars().collect();
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 2].iter().collect();
+    let p = GenerateParams {
+        stop_strings: vec![stop.clone()],
+        ..params(24)
+    };
+    let g2 = e
+        .generate(&prompt, &p, &CancelFlag::new(), &mut |_| Flow::Continue)
+        .unwrap();
+    assert_eq!(g2.stop, StopReason::StopString);
+    assert_eq!(g2.text, text[..text.find(&stop).unwrap()]);
+    // A callback can end generation too.
+    let g3 = e
+        .generate(&prompt, &params(24), &CancelFlag::new(), &mut |t| {
+            if t.chars().count() >= 3 {
+                Flow::StopAt(0)
+            } else {
+                Flow::Continue
+            }
+        })
+        .unwrap();
+    assert_eq!(g3.stop, StopReason::Complete);
+    assert_eq!(g3.text, "");
+}
+
+#[test]
+fn cancellation_is_honoured_within_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = load(&tiny(&dir, TinySpec::default()));
+    let prompt: Vec<u32> = (20..40).collect();
+    let cancel = CancelFlag::new();
+    let mut at_cancel: Option<String> = None;
+    let g = e
+        .generate(&prompt, &params(200), &cancel, &mut |text| {
+            if at_cancel.is_none() {
+                at_cancel = Some(text.to_string());
+                cancel.cancel();
+            }
+            Flow::Continue
+        })
+        .unwrap();
+    assert_eq!(g.stop, StopReason::Cancelled);
+    // Not one more token was decoded after the flag was raised.
+    assert_eq!(Some(g.text.clone()), at_cancel);
+    assert!(g.tokens.len() < 200);
+    // A request cancelled before it starts does no work at all.
+    let g = e
+        .generate(
+            &(50..90).collect::<Vec<u32>>(),
+            &params(10),
+            &cancel,
+            &mut |_| Flow::Continue,
+        )
+        .unwrap();
+    assert_eq!(g.stop, StopReason::Cancelled);
+    assert!(g.tokens.is_empty());
+    // And the cache is still usable afterwards.
+    assert_eq!(
+        run(&mut e, &prompt, 5),
+        run(&mut load(&tiny(&dir, TinySpec::default())), &prompt, 5)
+    );
+}
+
+#[test]
+fn prompt_longer_than_the_context_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny(&dir, TinySpec::default());
+    let mut e = Engine::load(
+        &path,
+        &EngineOptions {
+            context_size: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let err = e
+        .generate(
+            &(0..100).collect::<Vec<u32>>(),
+            &params(4),
+            &CancelFlag::new(),
+            &mut |_| Flow::Continue,
+        )
+        .unwrap_err();
+    assert!(matches!(err, EngineError::ContextOverflow { .. }), "{err}");
+    assert!(err.to_string().contains("context holds 64"), "{err}");
+}
+
+#[test]
+fn bad_model_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = tiny(&dir, TinySpec::default());
+    let bytes = std::fs::read(&good).unwrap();
+
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let err = Engine::load(&truncated, &EngineOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::CorruptGguf { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    let header_only = dir.path().join("header.gguf");
+    std::fs::write(&header_only, &bytes[..40]).unwrap();
+    let err = Engine::load(&header_only, &EngineOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::CorruptGguf { .. }), "{err}");
+
+    let not_gguf = dir.path().join("notes.gguf");
+    std::fs::write(&not_gguf, b"def f(): pass\n").unwrap();
+    let err = Engine::load(&not_gguf, &EngineOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::NotGguf { .. }), "{err}");
+
+    let missing = dir.path().join("missing.gguf");
+    let err = Engine::load(&missing, &EngineOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::Io { .. }), "{err}");
+
+    let mamba = tiny(
+        &dir,
+        TinySpec {
+            architecture: "mamba".into(),
+            ..Default::default()
+        },
+    );
+    let err = Engine::load(&mamba, &EngineOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, EngineError::UnsupportedArchitecture(ref a) if a == "mamba"),
+        "{err}"
+    );
+}
+
+#[test]
+fn prepared_model_is_q8_and_predicts_like_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny(
+        &dir,
+        TinySpec {
+            dtype: GgmlDType::Q5_0,
+            ..Default::default()
+        },
+    );
+    let dst = dir.path().join("prepared.gguf");
+    let report = moat_engine::prepare::prepare(&src, &dst).unwrap();
+    assert_eq!(report.requantized, 2 * 7 + 1);
+    assert!(moat_engine::prepare::is_prepared(&dst).unwrap());
+    assert!(!moat_engine::prepare::is_prepared(&src).unwrap());
+    let prompt: Vec<u32> = (30..70).collect();
+    let a = load(&src).logits(&prompt).unwrap();
+    let b = load(&dst).logits(&prompt).unwrap();
+    let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff < 0.05 * scale,
+        "prepared logits drift {diff} (scale {scale})"
+    );
+}
+
+#[test]
+fn complete_trims_and_reports_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = load(&tiny(&dir, TinySpec::default()));
+    let p = FimPrompt {
+        prefix: "x = fib(".into(),
+        suffix: ")\n".into(),
+        ..Default::default()
+    };
+    let g = e
+        .complete(&p, &params(16), &CancelFlag::new(), &mut |_| {})
+        .unwrap();
+    // A mid-line hole never yields more than one line.
+    assert!(!g.text.contains('\n'), "{:?}", g.text);
+    assert_eq!(g.timings.prompt_tokens, e.render_fim(&p).unwrap().len());
+    assert!(g.timings.generated_tokens >= 1);
+}
