@@ -1,1 +1,60 @@
-fn main() {}
+//! `moat`: the command-line edge. Errors become `anyhow` messages here and nowhere else.
+
+mod bench;
+mod complete;
+mod model;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "moat",
+    version,
+    about = "Private code completion: a local model that knows your repository"
+)]
+struct Cli {
+    /// CPU threads for the model (default: all available cores; never more).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Log level for stderr (error, warn, info, debug, trace); `MOAT_LOG` also works.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the completion the model proposes at FILE:LINE:COL (1-based line and column).
+    Complete(complete::Args),
+    /// List, fetch, verify or locate models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = std::env::var("MOAT_LOG").unwrap_or_else(|_| cli.log.clone());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+    // Before any tensor exists: candle sizes its thread pool once.
+    moat_engine::device::set_cpu_threads(
+        cli.threads
+            .unwrap_or_else(moat_engine::device::available_cores),
+    );
+    let result = match cli.command {
+        Command::Complete(args) => complete::run(args),
+        Command::Model(cmd) => model::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -40,6 +40,8 @@ pub struct GenerateParams {
     pub sampling: Sampling,
     /// Generation ends before the first of these strings; it is not part of the text.
     pub stop_strings: Vec<String>,
+    /// Keep going past end and markup tokens (benchmarks need a fixed number of steps).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerateParams {
@@ -48,6 +50,7 @@ impl Default for GenerateParams {
             max_tokens: 64,
             sampling: Sampling::greedy(),
             stop_strings: Vec::new(),
+            ignore_eos: false,
         }
     }
 }
@@ -282,7 +285,7 @@ impl Engine {
                 break StopReason::MaxTokens;
             }
             let next = sampler.sample(&logits.to_vec1::<f32>()?);
-            if self.tokenizer.is_special(next) {
+            if self.tokenizer.is_special(next) && !params.ignore_eos {
                 break StopReason::EndOfText;
             }
             generated.push(next);

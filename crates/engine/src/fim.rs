@@ -130,3 +130,51 @@ pub fn render(tok: &Tokenizer, format: FimFormat, p: &FimPrompt) -> Result<Vec<u
     out.push(id(tok, m.middle)?);
     Ok(out)
 }
+
+/// Cuts `prefix` and `suffix` to whole lines that fit the token budgets, keeping the lines
+/// nearest the cursor. The cursor's own line parts are always kept.
+pub fn clip_window(
+    tok: &Tokenizer,
+    prefix: &str,
+    suffix: &str,
+    max_prefix_tokens: usize,
+    max_suffix_tokens: usize,
+) -> Result<(String, String)> {
+    let mut keep_from = prefix.len();
+    let mut used = 0;
+    // Walk back over whole lines; the first piece is the cursor line's start.
+    for (start, _) in prefix
+        .match_indices('\n')
+        .rev()
+        .map(|(i, s)| (i + 1, s))
+        .chain([(0, "")])
+    {
+        let cost = tok.count(&prefix[start..keep_from])?;
+        if used + cost > max_prefix_tokens && keep_from != prefix.len() {
+            break;
+        }
+        used += cost;
+        keep_from = start;
+    }
+    let mut keep_to = 0;
+    let mut used = 0;
+    let ends = suffix
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain([suffix.len()]);
+    for end in ends {
+        if end <= keep_to {
+            continue;
+        }
+        let cost = tok.count(&suffix[keep_to..end])?;
+        if used + cost > max_suffix_tokens && keep_to != 0 {
+            break;
+        }
+        used += cost;
+        keep_to = end;
+    }
+    Ok((
+        prefix[keep_from..].to_string(),
+        suffix[..keep_to].to_string(),
+    ))
+}

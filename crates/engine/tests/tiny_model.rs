@@ -15,7 +15,7 @@ fn tiny(dir: &tempfile::TempDir, spec: TinySpec) -> PathBuf {
     path
 }
 
-fn load(path: &PathBuf) -> Engine {
+fn load(path: &std::path::Path) -> Engine {
     Engine::load(path, &EngineOptions::default()).unwrap()
 }
 
@@ -360,4 +360,26 @@ fn complete_trims_and_reports_timings() {
     assert!(!g.text.contains('\n'), "{:?}", g.text);
     assert_eq!(g.timings.prompt_tokens, e.render_fim(&p).unwrap().len());
     assert!(g.timings.generated_tokens >= 1);
+}
+
+#[test]
+fn clip_window_keeps_whole_lines_nearest_the_cursor_within_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = load(&tiny(&dir, TinySpec::default()));
+    let tok = e.tokenizer();
+    let prefix: String = (0..200)
+        .map(|i| format!("line_{i} = {i}\n"))
+        .collect::<String>()
+        + "x = ";
+    let suffix: String = (0..200).map(|i| format!("after_{i}()\n")).collect();
+    let (p, s) = moat_engine::fim::clip_window(tok, &prefix, &suffix, 100, 40).unwrap();
+    assert!(prefix.ends_with(&p) && suffix.starts_with(&s));
+    assert!(p.ends_with("line_199 = 199\nx = "), "{p:?}");
+    assert!(p.starts_with("line_"), "starts mid-line: {p:?}");
+    assert!(tok.count(&p).unwrap() <= 100 + 4, "prefix over budget");
+    assert!(tok.count(&s).unwrap() <= 40 + 4, "suffix over budget");
+    assert!(s.ends_with('\n') && s.starts_with("after_0()"), "{s:?}");
+    // Small inputs are kept whole.
+    let (p, s) = moat_engine::fim::clip_window(tok, "a\nb", "c\nd", 100, 100).unwrap();
+    assert_eq!((p.as_str(), s.as_str()), ("a\nb", "c\nd"));
 }

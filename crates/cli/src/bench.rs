@@ -1,0 +1,157 @@
+//! `moat bench engine`: the engine's speed on real code, as figures to compare with peers.
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use moat_engine::{CancelFlag, DeviceChoice, Engine, EngineOptions, Flow, GenerateParams};
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Load time, prefill and decode speed, completion latency (cold and warm cache), peak RSS.
+    Engine {
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Repetitions; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Real code to build prompts from: moat's own sources (any real code would do).
+const CORPUS: [&str; 4] = [
+    include_str!("../../engine/src/engine.rs"),
+    include_str!("../../engine/src/decoder.rs"),
+    include_str!("../../engine/src/trim.rs"),
+    include_str!("../../models/src/store.rs"),
+];
+
+const PREFILL_SIZES: [usize; 3] = [256, 1024, 2048];
+const DECODE_STEPS: usize = 32;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    let BenchCommand::Engine {
+        model,
+        device,
+        runs,
+        json,
+    } = cmd;
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let device: DeviceChoice = device.parse()?;
+    let path = crate::model::resolve(model.as_deref())?;
+    let t = Instant::now();
+    let mut engine = Engine::load(
+        &path,
+        &EngineOptions {
+            device,
+            ..Default::default()
+        },
+    )?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let mut tokens = Vec::new();
+    while tokens.len() < 2100 {
+        for text in CORPUS {
+            tokens.extend(engine.tokenizer().encode(text)?);
+        }
+    }
+    let decode = GenerateParams {
+        max_tokens: DECODE_STEPS,
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let go = |e: &mut Engine, prompt: &[u32], p: &GenerateParams| {
+        e.generate(prompt, p, &CancelFlag::new(), &mut |_| Flow::Continue)
+    };
+    let mut prefill: Vec<Vec<f64>> = vec![Vec::new(); PREFILL_SIZES.len()];
+    let mut decode_rate: Vec<Vec<f64>> = vec![Vec::new(); PREFILL_SIZES.len()];
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        for (i, &n) in PREFILL_SIZES.iter().enumerate() {
+            engine.clear_cache();
+            let t = Instant::now();
+            engine.logits(&tokens[..n])?;
+            prefill[i].push(n as f64 / t.elapsed().as_secs_f64());
+            // Same prompt again: the cache holds it, so this measures decoding alone.
+            let g = go(&mut engine, &tokens[..n], &decode)?;
+            decode_rate[i].push(g.timings.generated_tokens as f64 / (g.timings.decode_ms / 1e3));
+        }
+        // A 1,500-token prompt and 24 new tokens; then the same prompt with its last 20
+        // tokens changed, as when typing at the end of the prompt.
+        let p = GenerateParams {
+            max_tokens: 24,
+            ..decode.clone()
+        };
+        engine.clear_cache();
+        let g = go(&mut engine, &tokens[..1500], &p)?;
+        cold.push(g.timings.prefill_ms + g.timings.decode_ms);
+        let mut edited = tokens[..1480].to_vec();
+        edited.extend_from_slice(&tokens[1600 + run..1620 + run]);
+        let g = go(&mut engine, &edited, &p)?;
+        warm.push(g.timings.prefill_ms + g.timings.decode_ms);
+    }
+    let info = engine.info();
+    let pf: Vec<f64> = prefill.into_iter().map(median).collect();
+    let dc: Vec<f64> = decode_rate.into_iter().map(median).collect();
+    let (cold, warm) = (median(cold), median(warm));
+    let rss = peak_rss_mb();
+    if json {
+        let by_size = |v: &[f64]| {
+            PREFILL_SIZES
+                .iter()
+                .zip(v)
+                .map(|(n, x)| (n.to_string(), json!((x * 10.0).round() / 10.0)))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        println!(
+            "{}",
+            json!({
+                "model": path.display().to_string(),
+                "device": info.device,
+                "threads": info.threads,
+                "runs": runs,
+                "load_ms": load_ms.round(),
+                "prefill_tok_s": by_size(&pf),
+                "decode_tok_s": by_size(&dc),
+                "latency_1500_plus_24_cold_ms": cold.round(),
+                "latency_1500_plus_24_warm_ms": warm.round(),
+                "peak_rss_mb": rss.map(f64::round),
+            })
+        );
+    } else {
+        println!("model      {}", path.display());
+        println!(
+            "device     {} ({} threads), medians of {runs} runs",
+            info.device, info.threads
+        );
+        println!("load       {load_ms:.0} ms");
+        for (i, n) in PREFILL_SIZES.iter().enumerate() {
+            println!(
+                "context {n:>4}: prefill {:>7.1} tok/s   decode {:>5.1} tok/s",
+                pf[i], dc[i]
+            );
+        }
+        println!("1500 prompt + 24 new tokens: cold {cold:.0} ms, warm (last 20 tokens changed) {warm:.0} ms");
+        if let Some(r) = rss {
+            println!("peak RSS   {r:.0} MB");
+        }
+    }
+    Ok(())
+}

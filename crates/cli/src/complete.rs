@@ -1,0 +1,165 @@
+use anyhow::{anyhow, bail, Context, Result};
+use moat_engine::{CancelFlag, DeviceChoice, Engine, EngineOptions, FimPrompt, GenerateParams};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// FILE:LINE:COL, 1-based; COL counts characters.
+    location: String,
+    /// A built-in model name or a path to a GGUF file.
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long, default_value_t = 64)]
+    max_tokens: usize,
+    /// cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Prompt budget for the text before the cursor, in tokens.
+    #[arg(long, default_value_t = 1024)]
+    prefix_tokens: usize,
+    /// Prompt budget for the text after the cursor, in tokens.
+    #[arg(long, default_value_t = 512)]
+    suffix_tokens: usize,
+    /// Print {"text", "timings"} as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Splits `FILE:LINE:COL`; the file name itself may contain colons.
+pub fn parse_location(loc: &str) -> Result<(PathBuf, usize, usize)> {
+    let mut parts = loc.rsplitn(3, ':');
+    let (col, line, file) = (parts.next(), parts.next(), parts.next());
+    let (Some(col), Some(line), Some(file)) = (col, line, file) else {
+        bail!("expected FILE:LINE:COL, got `{loc}`");
+    };
+    let num = |s: &str, what: &str| -> Result<usize> {
+        match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(anyhow!(
+                "{what} must be a number from 1, got `{s}` in `{loc}`"
+            )),
+        }
+    };
+    Ok((PathBuf::from(file), num(line, "LINE")?, num(col, "COLUMN")?))
+}
+
+/// Byte offset of a 1-based line and character column, or a clear error.
+pub fn cursor_offset(text: &str, line: usize, col: usize) -> Result<usize> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let Some(l) = lines.get(line - 1) else {
+        bail!(
+            "line {line} is past the end of the file ({} lines)",
+            lines.len()
+        );
+    };
+    let l = l.strip_suffix('\r').unwrap_or(l);
+    let chars = l.chars().count();
+    if col > chars + 1 {
+        bail!("column {col} is past the end of line {line} ({chars} characters)");
+    }
+    let start: usize = lines[..line - 1].iter().map(|l| l.len() + 1).sum();
+    let within = l
+        .char_indices()
+        .nth(col - 1)
+        .map(|(i, _)| i)
+        .unwrap_or(l.len());
+    Ok(start + within)
+}
+
+pub fn read_source(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "{} is not UTF-8 text (invalid byte at offset {}); moat completes text files only",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let (file, line, col) = parse_location(&args.location)?;
+    let text = read_source(&file)?;
+    let offset = cursor_offset(&text, line, col)?;
+    let device: DeviceChoice = args.device.parse()?;
+    let model = crate::model::resolve(args.model.as_deref())?;
+    let mut engine = Engine::load(
+        &model,
+        &EngineOptions {
+            device,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("loading {}", model.display()))?;
+    let (prefix, suffix) = moat_engine::fim::clip_window(
+        engine.tokenizer(),
+        &text[..offset],
+        &text[offset..],
+        args.prefix_tokens,
+        args.suffix_tokens,
+    )?;
+    let prompt = FimPrompt {
+        prefix,
+        suffix,
+        path: Some(file.display().to_string()),
+        ..Default::default()
+    };
+    let params = GenerateParams {
+        max_tokens: args.max_tokens,
+        ..Default::default()
+    };
+    let gen = engine.complete(&prompt, &params, &CancelFlag::new(), &mut |_| {})?;
+    if args.json {
+        let t = &gen.timings;
+        let out = json!({
+            "text": gen.text,
+            "stop": format!("{:?}", gen.stop),
+            "timings": {
+                "load_ms": engine.info().load_ms,
+                "prompt_tokens": t.prompt_tokens,
+                "prefill_ms": t.prefill_ms,
+                "generated_tokens": t.generated_tokens,
+                "decode_ms": t.decode_ms,
+                "cached_tokens": t.cached_tokens,
+            }
+        });
+        println!("{out}");
+    } else {
+        println!("{}", gen.text);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_and_reject_nonsense() {
+        assert_eq!(
+            parse_location("a:b.py:3:4").unwrap(),
+            (PathBuf::from("a:b.py"), 3, 4)
+        );
+        assert!(parse_location("a.py:3").is_err());
+        assert!(parse_location("a.py:0:1").is_err());
+        assert!(parse_location("a.py:x:1").is_err());
+    }
+
+    #[test]
+    fn cursor_offsets_count_characters_and_check_range() {
+        let text = "ab\nçd€f\r\nx";
+        assert_eq!(cursor_offset(text, 1, 1).unwrap(), 0);
+        assert_eq!(cursor_offset(text, 1, 3).unwrap(), 2);
+        assert_eq!(&text[cursor_offset(text, 2, 3).unwrap()..], "€f\r\nx");
+        assert_eq!(&text[cursor_offset(text, 2, 5).unwrap()..], "\r\nx");
+        assert!(cursor_offset(text, 2, 6)
+            .unwrap_err()
+            .to_string()
+            .contains("past the end of line 2"));
+        assert!(cursor_offset(text, 4, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("past the end of the file"));
+    }
+}

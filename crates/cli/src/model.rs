@@ -1,0 +1,115 @@
+use crate::progress::Bars;
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use moat_models::{Manifest, ModelState, Store};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Built-in models and whether they are in the cache.
+    List,
+    /// Download, verify and prepare a model (default: the default model).
+    Fetch { name: Option<String> },
+    /// Re-check the checksums of a fetched model.
+    Verify { name: Option<String> },
+    /// Print the path of a fetched model's prepared file.
+    Path { name: Option<String> },
+}
+
+fn manifest(name: Option<&str>) -> Result<Manifest> {
+    Ok(match name {
+        Some(n) => moat_models::find(n)?,
+        None => moat_models::default_model(),
+    })
+}
+
+/// A model given as a name (fetched and prepared on first use) or as a path to any GGUF.
+pub fn resolve(model: Option<&str>) -> Result<PathBuf> {
+    if let Some(m) = model {
+        let p = PathBuf::from(m);
+        if p.is_file() {
+            return Ok(p);
+        }
+        if m.ends_with(".gguf") || m.contains('/') {
+            bail!("model file {m} does not exist");
+        }
+    }
+    let m = manifest(model)?;
+    let store = Store::from_env();
+    if let ModelState::Ready(_) = store.state(&m) {
+        return Ok(store.prepared_path(&m));
+    }
+    eprintln!(
+        "moat: first use of {}: fetching it into {}",
+        m.name,
+        store.root().display()
+    );
+    store
+        .fetch(&m, &Bars::new())
+        .with_context(|| format!("fetching model {}", m.name))
+}
+
+pub fn run(cmd: ModelCommand) -> Result<()> {
+    let store = Store::from_env();
+    match cmd {
+        ModelCommand::List => {
+            println!("{:<32} {:>9} {:<10} description", "name", "size", "state");
+            for m in moat_models::builtin() {
+                let state = match store.state(&m) {
+                    ModelState::Missing => "-",
+                    ModelState::Raw => "raw",
+                    ModelState::Ready(_) => "ready",
+                };
+                let name = if m.default {
+                    format!("{} *", m.name)
+                } else {
+                    m.name.clone()
+                };
+                println!(
+                    "{:<32} {:>7}MB {:<10} {}",
+                    name,
+                    m.file.size / 1_000_000,
+                    state,
+                    m.description
+                );
+            }
+            println!("(* default; cache: {})", store.root().display());
+        }
+        ModelCommand::Fetch { name } => {
+            let m = manifest(name.as_deref())?;
+            let path = store.fetch(&m, &Bars::new())?;
+            println!("{}", path.display());
+        }
+        ModelCommand::Verify { name } => {
+            let m = manifest(name.as_deref())?;
+            let r = store.verify(&m, &Bars::new())?;
+            let word = |x: Option<bool>| match x {
+                Some(true) => "ok",
+                Some(false) => "CORRUPT",
+                None => "absent",
+            };
+            println!(
+                "{}: source {} ({}), prepared {}",
+                m.name,
+                word(r.raw_ok),
+                m.file.sha256,
+                word(r.prepared_ok)
+            );
+            if r.raw_ok == Some(false) || r.prepared_ok == Some(false) {
+                bail!(
+                    "{} failed verification: delete it with `rm {}*` and fetch again",
+                    m.name,
+                    store.raw_path(&m).with_extension("").display()
+                );
+            }
+            if r.raw_ok.is_none() && r.prepared_ok.is_none() {
+                bail!("{} is not fetched", m.name);
+            }
+        }
+        ModelCommand::Path { name } => {
+            let m = manifest(name.as_deref())?;
+            println!("{}", store.ready_path(&m)?.display());
+        }
+    }
+    Ok(())
+}
