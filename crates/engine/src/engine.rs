@@ -206,7 +206,8 @@ impl Engine {
 
     /// Brings the cache to hold `prompt` and returns the logits after its last token. Only the
     /// part of `prompt` after its longest common prefix with the cached tokens is computed.
-    fn prefill(&mut self, prompt: &[u32], cancel: &CancelFlag) -> Result<Option<Tensor>> {
+    /// Also returns how many prompt tokens were reused.
+    fn prefill(&mut self, prompt: &[u32], cancel: &CancelFlag) -> Result<(Option<Tensor>, usize)> {
         if prompt.is_empty() {
             return Err(EngineError::Tokenizer("the prompt is empty".into()));
         }
@@ -223,17 +224,17 @@ impl Engine {
         let mut logits = None;
         for chunk in prompt[reuse..].chunks(PREFILL_CHUNK) {
             if cancel.is_cancelled() {
-                return Ok(None);
+                return Ok((None, reuse));
             }
             logits = Some(self.decoder.forward(chunk, &mut self.cache)?);
             self.cached.extend_from_slice(chunk);
         }
-        Ok(logits)
+        Ok((logits, reuse))
     }
 
     /// Logits after `prompt` (reusing the cache like any request). For tests and evals.
     pub fn logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
-        let logits = self.prefill(prompt, &CancelFlag::new())?;
+        let (logits, _) = self.prefill(prompt, &CancelFlag::new())?;
         Ok(logits.expect("not cancelled").to_vec1()?)
     }
 
@@ -246,11 +247,9 @@ impl Engine {
         cancel: &CancelFlag,
         on_text: &mut dyn FnMut(&str) -> Flow,
     ) -> Result<Generation> {
-        let reused = common_prefix(&self.cached, prompt).min(prompt.len().saturating_sub(1));
         let t0 = Instant::now();
         let mut timings = Timings {
             prompt_tokens: prompt.len(),
-            cached_tokens: reused,
             ..Default::default()
         };
         let finish = |text: String, tokens, stop, mut timings: Timings, t1: Instant| {
@@ -262,7 +261,9 @@ impl Engine {
                 timings,
             }
         };
-        let Some(mut logits) = self.prefill(prompt, cancel)? else {
+        let (logits, reused) = self.prefill(prompt, cancel)?;
+        timings.cached_tokens = reused;
+        let Some(mut logits) = logits else {
             return Ok(finish(
                 String::new(),
                 vec![],

