@@ -19,6 +19,9 @@ pub enum BenchCommand {
         runs: usize,
         #[arg(long)]
         json: bool,
+        /// `moat` (our CPU kernels) or `candle` (candle's), to compare the two.
+        #[arg(long, default_value = "moat")]
+        kernels: String,
     },
 }
 
@@ -51,7 +54,13 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         device,
         runs,
         json,
+        kernels,
     } = cmd;
+    let own_kernels = match kernels.as_str() {
+        "moat" => true,
+        "candle" => false,
+        other => bail!("--kernels takes moat or candle, not {other}"),
+    };
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -62,6 +71,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         &path,
         &EngineOptions {
             device,
+            own_kernels,
             ..Default::default()
         },
     )?;
@@ -125,6 +135,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             json!({
                 "model": path.display().to_string(),
                 "device": info.device,
+                "kernels": kernels,
                 "threads": info.threads,
                 "runs": runs,
                 "load_ms": load_ms.round(),

@@ -195,3 +195,39 @@ fn cli_complete_prints_json_with_timings() {
         assert!(v["timings"][key].is_number(), "timings.{key} missing: {v}");
     }
 }
+
+#[test]
+fn own_kernels_pick_the_same_tokens_as_candle_kernels() {
+    let _one = serial();
+    let path = model_path();
+    let prompt = FimPrompt {
+        prefix: "import json\n\ndef load_config(path):\n    ".into(),
+        suffix: "\n".into(),
+        ..Default::default()
+    };
+    let params = GenerateParams {
+        max_tokens: 32,
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let mut tokens = Vec::new();
+    for own_kernels in [true, false] {
+        let opts = EngineOptions {
+            own_kernels,
+            ..Default::default()
+        };
+        let mut e = Engine::load(&path, &opts).unwrap();
+        let ids = e.render_fim(&prompt).unwrap();
+        let g = e
+            .generate(&ids, &params, &CancelFlag::new(), &mut |_| {
+                moat_engine::Flow::Continue
+            })
+            .unwrap();
+        assert_eq!(g.tokens.len(), 32);
+        tokens.push(g.tokens);
+    }
+    assert_eq!(
+        tokens[0], tokens[1],
+        "top-1 tokens differ between our kernels and candle's"
+    );
+}

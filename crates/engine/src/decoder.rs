@@ -5,6 +5,7 @@ use crate::config::{ModelConfig, RopeStyle};
 use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::kv::KvCache;
+use crate::qmat::QMat;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
@@ -12,14 +13,50 @@ use candle_core::{DType, Device, Module, Tensor};
 /// `heads × CHUNK × context` floats however long the prompt is.
 pub const PREFILL_CHUNK: usize = 256;
 
+/// A weight matrix. Several rows at once (prefill) go through our own kernel where it has
+/// one (CPU, Q5_0/Q8_0): it reuses each unpacked weight block for four rows. A single row
+/// (decoding) goes through candle's, which measured as fast or faster there.
+struct Weight {
+    candle: QMatMul,
+    own: Option<QMat>,
+}
+
+impl Weight {
+    fn new(t: QTensor, dev: &Device, own_kernels: bool) -> Result<Self> {
+        let t = std::sync::Arc::new(t);
+        let own = if own_kernels && dev.is_cpu() {
+            QMat::from_qtensor(t.clone())
+        } else {
+            None
+        };
+        Ok(Self {
+            candle: QMatMul::from_arc(t)?,
+            own,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.own {
+            Some(w) if x.elem_count() > x.dim(candle_core::D::Minus1)? => {
+                let (b, t, k) = x.dims3()?;
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                debug_assert_eq!(k, w.cols());
+                let out = w.matmul(&xs, b * t);
+                Ok(Tensor::from_vec(out, (b, t, w.rows()), x.device())?)
+            }
+            _ => Ok(self.candle.forward(x)?),
+        }
+    }
+}
+
 struct Linear {
-    w: QMatMul,
+    w: Weight,
     b: Option<Tensor>,
 }
 
 impl Linear {
-    fn load(f: &mut GgufFile, name: &str, dev: &Device) -> Result<Self> {
-        let w = QMatMul::from_qtensor(f.tensor(&format!("{name}.weight"), dev)?)?;
+    fn load(f: &mut GgufFile, name: &str, dev: &Device, own: bool) -> Result<Self> {
+        let w = Weight::new(f.tensor(&format!("{name}.weight"), dev)?, dev, own)?;
         let bias_name = format!("{name}.bias");
         let b = if f.has_tensor(&bias_name) {
             Some(f.tensor(&bias_name, dev)?.dequantize(dev)?)
@@ -55,7 +92,7 @@ pub struct Decoder {
     embed: QTensor,
     blocks: Vec<Block>,
     out_norm: Tensor,
-    output: QMatMul,
+    output: Weight,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -66,35 +103,38 @@ fn norm(f: &mut GgufFile, name: &str, dev: &Device) -> Result<Tensor> {
 }
 
 impl Decoder {
-    /// Loads every weight of `f` onto `device`. `max_positions` bounds the rotary tables.
+    /// Loads every weight of `f` onto `device`. `max_positions` bounds the rotary tables;
+    /// `own` selects our CPU kernels where they apply (candle's otherwise, e.g. to compare).
     pub fn load(
         f: &mut GgufFile,
         cfg: &ModelConfig,
         device: &Device,
         max_positions: usize,
+        own: bool,
     ) -> Result<Self> {
         let mut blocks = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let p = format!("blk.{i}");
             blocks.push(Block {
                 attn_norm: norm(f, &format!("{p}.attn_norm.weight"), device)?,
-                q: Linear::load(f, &format!("{p}.attn_q"), device)?,
-                k: Linear::load(f, &format!("{p}.attn_k"), device)?,
-                v: Linear::load(f, &format!("{p}.attn_v"), device)?,
-                o: Linear::load(f, &format!("{p}.attn_output"), device)?,
+                q: Linear::load(f, &format!("{p}.attn_q"), device, own)?,
+                k: Linear::load(f, &format!("{p}.attn_k"), device, own)?,
+                v: Linear::load(f, &format!("{p}.attn_v"), device, own)?,
+                o: Linear::load(f, &format!("{p}.attn_output"), device, own)?,
                 ffn_norm: norm(f, &format!("{p}.ffn_norm.weight"), device)?,
-                gate: Linear::load(f, &format!("{p}.ffn_gate"), device)?,
-                up: Linear::load(f, &format!("{p}.ffn_up"), device)?,
-                down: Linear::load(f, &format!("{p}.ffn_down"), device)?,
+                gate: Linear::load(f, &format!("{p}.ffn_gate"), device, own)?,
+                up: Linear::load(f, &format!("{p}.ffn_up"), device, own)?,
+                down: Linear::load(f, &format!("{p}.ffn_down"), device, own)?,
             });
         }
         let embed = f.tensor("token_embd.weight", device)?;
         // Small models tie the output projection to the embedding table.
-        let output = if f.has_tensor("output.weight") {
-            QMatMul::from_qtensor(f.tensor("output.weight", device)?)?
+        let output_name = if f.has_tensor("output.weight") {
+            "output.weight"
         } else {
-            QMatMul::from_qtensor(f.tensor("token_embd.weight", device)?)?
+            "token_embd.weight"
         };
+        let output = Weight::new(f.tensor(output_name, device)?, device, own)?;
         let out_norm = norm(f, "output_norm.weight", device)?;
         let (cos, sin) = rope_tables(cfg, max_positions, device)?;
         Ok(Self {

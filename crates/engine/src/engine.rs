@@ -22,6 +22,8 @@ pub struct EngineOptions {
     pub context_size: usize,
     /// Overrides the prompt format detected from the vocabulary.
     pub fim_format: Option<FimFormat>,
+    /// Use moat's own CPU kernels where they apply (off: candle's, for comparison).
+    pub own_kernels: bool,
 }
 
 impl Default for EngineOptions {
@@ -30,6 +32,7 @@ impl Default for EngineOptions {
             device: DeviceChoice::Cpu,
             context_size: 4096,
             fim_format: None,
+            own_kernels: true,
         }
     }
 }
@@ -137,7 +140,7 @@ impl Engine {
         };
         let device = opts.device.open()?;
         let context_size = opts.context_size.clamp(16, cfg.context_length.max(16));
-        let decoder = Decoder::load(&mut file, &cfg, &device, context_size)?;
+        let decoder = Decoder::load(&mut file, &cfg, &device, context_size, opts.own_kernels)?;
         let cache = KvCache::new(&cfg, context_size, &device)?;
         let info = EngineInfo {
             architecture: cfg.architecture.clone(),

@@ -15,6 +15,7 @@ pub mod fim;
 mod gguf;
 pub mod kv;
 pub mod prepare;
+pub mod qmat;
 pub mod sampling;
 pub mod tiny;
 pub mod tokenizer;
