@@ -19,6 +19,18 @@ fn load(path: &std::path::Path) -> Engine {
     Engine::load(path, &EngineOptions::default()).unwrap()
 }
 
+/// The largest elementwise difference of two logit vectors.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+fn max_abs(a: &[f32]) -> f32 {
+    a.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
 fn params(n: usize) -> GenerateParams {
     GenerateParams {
         max_tokens: n,
@@ -126,11 +138,7 @@ fn kv_reuse_gives_exactly_the_tokens_of_a_cold_run() {
         // Logits, not just the argmax, agree.
         let lw = warm.logits(&tok_a).unwrap();
         let lc = load(&path).logits(&tok_a).unwrap();
-        let max_diff = lw
-            .iter()
-            .zip(&lc)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let max_diff = max_diff(&lw, &lc);
         assert!(max_diff < 1e-4, "{arch}: logits differ by {max_diff}");
     }
 }
@@ -332,12 +340,8 @@ fn prepared_model_is_q8_and_predicts_like_the_original() {
     let prompt: Vec<u32> = (30..70).collect();
     let a = load(&src).logits(&prompt).unwrap();
     let b = load(&dst).logits(&prompt).unwrap();
-    let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
+    let scale = max_abs(&a);
+    let diff = max_diff(&a, &b);
     assert!(
         diff < 0.05 * scale,
         "prepared logits drift {diff} (scale {scale})"
@@ -406,12 +410,8 @@ fn own_kernels_predict_like_candle_kernels() {
         for len in [300, 301, 302, 7] {
             let a = reference.logits(&prompt[..len]).unwrap();
             let b = fast.logits(&prompt[..len]).unwrap();
-            let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
-            let diff = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
+            let scale = max_abs(&a);
+            let diff = max_diff(&a, &b);
             // Random weights amplify rounding more than trained ones; the real model's test
             // checks 32 greedy steps for identical tokens.
             assert!(
