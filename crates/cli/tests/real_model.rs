@@ -205,29 +205,32 @@ fn own_kernels_pick_the_same_tokens_as_candle_kernels() {
         suffix: "\n".into(),
         ..Default::default()
     };
-    let params = GenerateParams {
-        max_tokens: 32,
-        ignore_eos: true,
-        ..Default::default()
-    };
-    let mut tokens = Vec::new();
-    for own_kernels in [true, false] {
+    let load = |own_kernels| {
         let opts = EngineOptions {
             own_kernels,
             ..Default::default()
         };
-        let mut e = Engine::load(&path, &opts).unwrap();
-        let ids = e.render_fim(&prompt).unwrap();
-        let g = e
-            .generate(&ids, &params, &CancelFlag::new(), &mut |_| {
-                moat_engine::Flow::Continue
-            })
-            .unwrap();
-        assert_eq!(g.tokens.len(), 32);
-        tokens.push(g.tokens);
+        Engine::load(&path, &opts).unwrap()
+    };
+    let (mut ours, mut theirs) = (load(true), load(false));
+    let mut ids = ours.render_fim(&prompt).unwrap();
+    // Both engines read the same text (candle's choices, teacher-forced). Our kernels round
+    // differently (8-bit activations everywhere, f16 KV cache), so a near tie may flip;
+    // anything else must agree.
+    let argmax = |l: &[f32]| (0..l.len()).max_by(|a, b| l[*a].total_cmp(&l[*b])).unwrap();
+    let mut flips = 0;
+    for step in 0..32 {
+        let (a, b) = (ours.logits(&ids).unwrap(), theirs.logits(&ids).unwrap());
+        let (ta, tb) = (argmax(&a), argmax(&b));
+        if ta != tb {
+            let margin = b[tb] - b[ta];
+            assert!(
+                margin < 0.5,
+                "step {step}: ours picked {ta}, candle {tb} by a margin of {margin}"
+            );
+            flips += 1;
+        }
+        ids.push(tb as u32);
     }
-    assert_eq!(
-        tokens[0], tokens[1],
-        "top-1 tokens differ between our kernels and candle's"
-    );
+    assert!(flips <= 2, "{flips} of 32 top-1 tokens differ");
 }

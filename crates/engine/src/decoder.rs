@@ -1,21 +1,23 @@
 //! Our decoder-only transformer over candle: the qwen2 and llama families (they differ in
 //! attention biases, tied output weights and the rotary layout, all read from the file).
 
+use crate::attention::{attend, AttnShape};
 use crate::config::{ModelConfig, RopeStyle};
 use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::kv::KvCache;
 use crate::qmat::QMat;
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Storage, Tensor};
 
 /// Rows per forward pass during prefill: bounds the attention scores to
 /// `heads × CHUNK × context` floats however long the prompt is.
 pub const PREFILL_CHUNK: usize = 256;
 
-/// A weight matrix. Several rows at once (prefill) go through our own kernel where it has
-/// one (CPU, Q5_0/Q8_0): it reuses each unpacked weight block for four rows. A single row
-/// (decoding) goes through candle's, which measured as fast or faster there.
+/// A weight matrix. On the CPU, Q5_0 and Q8_0 go through our own kernels (`qmat`): for
+/// several rows (prefill) they reuse each unpacked weight block for four rows, and for one row
+/// (decoding) Q5_0 streams at memory speed where candle's Q5_0 code is scalar. Other formats
+/// (Q4_K, Q6_K) and other devices use candle's.
 struct Weight {
     candle: QMatMul,
     own: Option<QMat>,
@@ -37,7 +39,7 @@ impl Weight {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.own {
-            Some(w) if x.elem_count() > x.dim(candle_core::D::Minus1)? => {
+            Some(w) => {
                 let (b, t, k) = x.dims3()?;
                 let xs = x.flatten_all()?.to_vec1::<f32>()?;
                 debug_assert_eq!(k, w.cols());
@@ -96,6 +98,8 @@ pub struct Decoder {
     cos: Tensor,
     sin: Tensor,
     device: Device,
+    /// Our CPU attention (`attention.rs`) instead of candle's ops.
+    own_attention: bool,
 }
 
 fn norm(f: &mut GgufFile, name: &str, dev: &Device) -> Result<Tensor> {
@@ -146,7 +150,18 @@ impl Decoder {
             cos,
             sin,
             device: device.clone(),
+            own_attention: own && device.is_cpu(),
         })
+    }
+
+    /// What the KV cache stores: f16 for our attention (half the memory and the bytes read
+    /// per token), f32 for candle's ops.
+    pub fn kv_dtype(&self) -> DType {
+        if self.own_attention {
+            DType::F16
+        } else {
+            DType::F32
+        }
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -164,7 +179,7 @@ impl Decoder {
         let cos = self.cos.narrow(0, pos, t)?;
         let sin = self.sin.narrow(0, pos, t)?;
         let groups = cfg.n_head / cfg.n_kv_head;
-        let mask = if t > 1 {
+        let mask = if t > 1 && !self.own_attention {
             Some(causal_mask(groups, t, pos, &self.device)?)
         } else {
             None
@@ -191,19 +206,22 @@ impl Decoder {
                 ),
             };
             let (k_all, v_all) = cache.write(layer, &k, &v)?;
-            // Grouped-query attention without copying keys per head: the query heads that share
-            // a key head are stacked as extra rows of that key head.
-            let q = q.reshape((1, cfg.n_kv_head, groups * t, cfg.head_dim))?;
-            let mut att = (q.matmul(&k_all.t()?)? * scale)?;
-            if let Some(m) = &mask {
-                att = att.broadcast_add(m)?;
-            }
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att
-                .matmul(&v_all)?
-                .reshape((1, cfg.n_head, t, cfg.head_dim))?
-                .transpose(1, 2)?
-                .reshape((1, t, cfg.n_head * cfg.head_dim))?;
+            let y = if self.own_attention {
+                self.cpu_attention(&q, cache, layer, t, scale)?
+            } else {
+                // Grouped-query attention without copying keys per head: the query heads
+                // that share a key head are stacked as extra rows of that key head.
+                let q = q.reshape((1, cfg.n_kv_head, groups * t, cfg.head_dim))?;
+                let mut att = (q.matmul(&k_all)? * scale)?;
+                if let Some(m) = &mask {
+                    att = att.broadcast_add(m)?;
+                }
+                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                att.matmul(&v_all)?
+                    .reshape((1, cfg.n_head, t, cfg.head_dim))?
+                    .transpose(1, 2)?
+                    .reshape((1, t, cfg.n_head * cfg.head_dim))?
+            };
             x = (x + b.o.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps as f32)?;
             let ff = (candle_nn::ops::silu(&b.gate.forward(&h)?)? * b.up.forward(&h)?)?;
@@ -214,6 +232,48 @@ impl Decoder {
         let last = candle_nn::ops::rms_norm(&last, &self.out_norm, cfg.rms_eps as f32)?;
         let logits = self.output.forward(&last)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
+    }
+}
+
+impl Decoder {
+    /// `q`: `[1, n_head, t, head_dim]`; the cache already holds this call's keys and values.
+    fn cpu_attention(
+        &self,
+        q: &Tensor,
+        cache: &KvCache,
+        layer: usize,
+        t: usize,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let qs = q.flatten_all()?.to_vec1::<f32>()?;
+        let (k, v) = cache.buffers(layer);
+        let (ks, kl) = k.storage_and_layout();
+        let (vs, vl) = v.storage_and_layout();
+        let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else {
+            unreachable!("own attention is only chosen on the CPU")
+        };
+        let shape = AttnShape {
+            n_head: cfg.n_head,
+            n_kv_head: cfg.n_kv_head,
+            head_dim: cfg.head_dim,
+            capacity: cache.capacity(),
+            key_stride: cache.key_stride(),
+            pos: cache.len(),
+            t,
+        };
+        let out = attend(
+            &qs,
+            &kc.as_slice::<half::f16>()?[kl.start_offset()..],
+            &vc.as_slice::<half::f16>()?[vl.start_offset()..],
+            shape,
+            scale as f32,
+        );
+        Ok(Tensor::from_vec(
+            out,
+            (1, t, cfg.n_head * cfg.head_dim),
+            &self.device,
+        )?)
     }
 }
 

@@ -141,7 +141,7 @@ impl Engine {
         let device = opts.device.open()?;
         let context_size = opts.context_size.clamp(16, cfg.context_length.max(16));
         let decoder = Decoder::load(&mut file, &cfg, &device, context_size, opts.own_kernels)?;
-        let cache = KvCache::new(&cfg, context_size, &device)?;
+        let cache = KvCache::new(&cfg, context_size, &device, decoder.kv_dtype())?;
         let info = EngineInfo {
             architecture: cfg.architecture.clone(),
             layers: cfg.n_layer,

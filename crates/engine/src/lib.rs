@@ -5,6 +5,7 @@
 //! text (or tokens) and returns text; deciding what goes into a prompt is the context crate's
 //! job, and serving it is the LSP crate's.
 
+pub mod attention;
 mod cancel;
 pub mod config;
 mod decoder;

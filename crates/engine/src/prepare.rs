@@ -1,11 +1,13 @@
 //! Rewrites a GGUF so that every weight is in a format the engine has fast kernels for.
-//! Decoding streams every weight once per token, so fewer bytes (Q5_0) would be faster only
-//! with a kernel as cheap per block as Q8_0's; measured here, our Q5_0 kernel decodes slower
-//! than Q8_0 on 2 cores (compute-bound unpacking), so Q4_0, Q4_1, Q5_0 and Q5_1 all become
-//! Q8_0, which loses almost nothing. Prefill and decode then run on `qmat`'s Q8_0 kernel.
+//! Decoding streams every weight once per token, so the fewest bytes win as long as the
+//! kernel keeps up with memory: where `qmat` runs (x86-64 with AVX2), Q5_0 stays Q5_0 (35%
+//! fewer bytes than Q8_0; the AVX-512 VNNI one-row kernel streams it at memory speed).
+//! Formats without a fast kernel here (Q4_0, Q4_1, Q5_1, and Q5_0 elsewhere, where candle's
+//! Q5_0 code is scalar) become Q8_0, which loses almost nothing.
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::qmat::QMat;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::Device;
 use std::io::BufWriter;
@@ -13,7 +15,14 @@ use std::path::Path;
 
 /// Written into the prepared file so that a stale preparation can be recognised.
 pub const PREPARED_KEY: &str = "moat.prepared";
-pub const PREPARED_VERSION: &str = "q8_0-v1";
+/// The preparation depends on the CPU's kernels, so its version names the choice made.
+pub fn prepared_version() -> &'static str {
+    if QMat::fast_q5_0() {
+        "keep-q5_0-v2"
+    } else {
+        "q8_0-v2"
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrepareReport {
@@ -22,10 +31,11 @@ pub struct PrepareReport {
 }
 
 fn needs_requant(dtype: GgmlDType) -> bool {
-    matches!(
-        dtype,
-        GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
-    )
+    match dtype {
+        GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_1 => true,
+        GgmlDType::Q5_0 => !QMat::fast_q5_0(),
+        _ => false,
+    }
 }
 
 /// Reads `src` and writes the prepared model to `dst` (which the caller moves into place).
@@ -52,7 +62,7 @@ pub fn prepare(src: &Path, dst: &Path) -> Result<PrepareReport> {
     }
     let mut keys: Vec<&String> = f.content.metadata.keys().collect();
     keys.sort();
-    let marker = gguf_file::Value::String(PREPARED_VERSION.to_string());
+    let marker = gguf_file::Value::String(prepared_version().to_string());
     let mut metadata: Vec<(&str, &gguf_file::Value)> = keys
         .iter()
         .filter(|k| k.as_str() != PREPARED_KEY)
@@ -76,6 +86,6 @@ pub fn is_prepared(path: &Path) -> Result<bool> {
     let f = GgufFile::open(path)?;
     Ok(matches!(
         f.content.metadata.get(PREPARED_KEY),
-        Some(gguf_file::Value::String(v)) if v == PREPARED_VERSION
+        Some(gguf_file::Value::String(v)) if v == prepared_version()
     ))
 }

@@ -323,12 +323,27 @@ fn bad_model_files_are_clear_errors() {
 }
 
 #[test]
-fn prepared_model_is_q8_and_predicts_like_the_original() {
+fn prepared_model_is_fast_and_predicts_like_the_original() {
     let dir = tempfile::tempdir().unwrap();
-    let src = tiny(
+    // Q5_0 is kept where our kernels run it fast; Q4_0 never is.
+    let q5 = tiny(
         &dir,
         TinySpec {
             dtype: GgmlDType::Q5_0,
+            ..Default::default()
+        },
+    );
+    let kept = moat_engine::prepare::prepare(&q5, &dir.path().join("q5.gguf")).unwrap();
+    let want = if moat_engine::qmat::QMat::fast_q5_0() {
+        0
+    } else {
+        2 * 7 + 1
+    };
+    assert_eq!(kept.requantized, want);
+    let src = tiny(
+        &dir,
+        TinySpec {
+            dtype: GgmlDType::Q4_0,
             ..Default::default()
         },
     );

@@ -91,7 +91,7 @@ impl Store {
         let rec: PreparedRecord = toml::from_str(&text).ok()?;
         let size = fs::metadata(self.prepared_path(m)).ok()?.len();
         // A file prepared by an older engine is prepared again.
-        let current = rec.format == moat_engine::prepare::PREPARED_VERSION;
+        let current = rec.format == moat_engine::prepare::prepared_version();
         (size == rec.size && rec.source_sha256 == m.file.sha256 && current).then_some(rec)
     }
 
@@ -196,7 +196,7 @@ impl Store {
             source_sha256: m.file.sha256.clone(),
             sha256,
             size,
-            format: moat_engine::prepare::PREPARED_VERSION.to_string(),
+            format: moat_engine::prepare::prepared_version().to_string(),
         };
         let record = self.record_path(m);
         let tmp = record.with_extension("toml.part");

@@ -116,7 +116,7 @@ fn assembles_verifies_and_prepares_from_wheels() {
     let text = std::fs::read_to_string(&record).unwrap();
     std::fs::write(
         &record,
-        text.replace(moat_engine::prepare::PREPARED_VERSION, "q8_0-v0"),
+        text.replace(moat_engine::prepare::prepared_version(), "q8_0-v0"),
     )
     .unwrap();
     assert_eq!(store.state(&m), ModelState::Raw);

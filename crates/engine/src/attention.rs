@@ -1,0 +1,287 @@
+//! Causal attention over the preallocated KV cache, on the CPU, for our own decoder.
+//!
+//! candle's route (two `matmul`s through the `gemm` crate, a mask tensor, a softmax on
+//! rayon) costs little arithmetic but much else when few query rows meet a long cache:
+//! packing the cache into `gemm`'s layout on every call, an `exp` from libm per score, and a
+//! rayon pool that competes with candle's spinning worker. Here each task takes one KV head
+//! and one query position. It converts a block of 64 keys from the f16 cache once for all
+//! the query heads that share the KV head, scores each head against the block with keys
+//! transposed (one broadcast and eight vector FMAs per feature, no horizontal sums), and
+//! never builds the `L × L` matrix: one row of scores per query head.
+
+use crate::qmat::SharedOut;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+/// Sizes of one attention call. The cache holds `pos + t` positions when it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct AttnShape {
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    /// Positions the cache buffers are laid out for: keys `[n_kv_head][head_dim][key_stride]`
+    /// (transposed, rows padded), values `[n_kv_head][capacity][head_dim]`.
+    pub capacity: usize,
+    pub key_stride: usize,
+    /// Positions in the cache before this call's tokens.
+    pub pos: usize,
+    /// Query rows (tokens) in this call.
+    pub t: usize,
+}
+
+/// Keys and values are converted from f16 in blocks of this many positions, each block once
+/// for all the query heads of its group (16 KB of f32 for 64-wide heads: it stays in L1).
+const BLOCK: usize = 64;
+
+/// `q`: `[n_head][t][head_dim]`; `k`, `v`: the layer's cache buffers (f16). Returns
+/// `[t][n_head * head_dim]`, each query row attending to positions `0..=pos + row`.
+pub fn attend(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32) -> Vec<f32> {
+    let AttnShape {
+        n_head,
+        n_kv_head,
+        head_dim: d,
+        capacity,
+        key_stride,
+        pos,
+        t,
+    } = s;
+    assert_eq!(q.len(), n_head * t * d, "query shape");
+    assert!(k.len() >= n_kv_head * key_stride * d && v.len() >= n_kv_head * capacity * d);
+    assert!(
+        pos + t <= capacity && capacity <= key_stride,
+        "cache overflow"
+    );
+    let groups = n_head / n_kv_head;
+    let mut out = vec![0f32; t * n_head * d];
+    let dst = SharedOut(out.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(n_kv_head * t, |items| {
+        let mut scores = vec![0f32; groups * (pos + t)];
+        let mut block = vec![0f32; BLOCK * d];
+        for item in items {
+            let (h, i) = (item / t, item % t);
+            let len = pos + i + 1;
+            let kt = &k[h * key_stride * d..(h + 1) * key_stride * d];
+            let vh = &v[h * capacity * d..(h * capacity + len) * d];
+            let scores = &mut scores[..groups * len];
+            let query = |g: usize| &q[((h * groups + g) * t + i) * d..][..d];
+            for j0 in (0..len).step_by(BLOCK) {
+                let w = BLOCK.min(len - j0);
+                // Transposed keys: feature c of keys j0.. is at kt[c * key_stride + j0..].
+                for c in 0..d {
+                    let src = &kt[c * key_stride + j0..c * key_stride + j0 + w];
+                    src.convert_to_f32_slice(&mut block[c * BLOCK..c * BLOCK + w]);
+                }
+                for g in 0..groups {
+                    let row = &mut scores[g * len + j0..g * len + j0 + w];
+                    score_block(query(g), &block, row, scale);
+                }
+            }
+            for g in 0..groups {
+                softmax(&mut scores[g * len..(g + 1) * len]);
+            }
+            for j0 in (0..len).step_by(BLOCK) {
+                let w = BLOCK.min(len - j0);
+                vh[j0 * d..(j0 + w) * d].convert_to_f32_slice(&mut block[..w * d]);
+                for g in 0..groups {
+                    // Safety: task (h, i) alone writes query row i of heads h*groups..+groups.
+                    let o = unsafe { dst.slice((i * n_head + h * groups + g) * d, d) };
+                    let p = &scores[g * len + j0..g * len + j0 + w];
+                    weigh_values(p, &block[..w * d], d, o);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `out[j] = scale * q · key j` for the `out.len()` keys of a block laid out
+/// `block[c * BLOCK + j]`. A full block keeps its 64 sums in eight vector registers across
+/// the features: enough independent FMAs to hide their latency.
+#[inline]
+fn score_block(q: &[f32], block: &[f32], out: &mut [f32], scale: f32) {
+    let w = out.len();
+    if w == BLOCK {
+        let mut acc = [0f32; BLOCK];
+        for (c, qc) in q.iter().enumerate() {
+            let keys = &block[c * BLOCK..(c + 1) * BLOCK];
+            for l in 0..BLOCK {
+                // `mul_add` lets the compiler use FMA (it may not fuse `a * b + c` itself).
+                acc[l] = qc.mul_add(keys[l], acc[l]);
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a * scale;
+        }
+        return;
+    }
+    out.fill(0.0);
+    for (c, qc) in q.iter().enumerate() {
+        for (o, kv) in out.iter_mut().zip(&block[c * BLOCK..c * BLOCK + w]) {
+            *o = qc.mul_add(*kv, *o);
+        }
+    }
+    for o in out {
+        *o *= scale;
+    }
+}
+
+/// `out += Σ_j p[j] · v[j]` over a block of value rows, 64 columns at a time so that the
+/// sums stay in registers.
+#[inline]
+fn weigh_values(p: &[f32], v: &[f32], d: usize, out: &mut [f32]) {
+    const B: usize = 64;
+    let mut c0 = 0;
+    while c0 < d {
+        let w = B.min(d - c0);
+        let mut acc = [0f32; B];
+        acc[..w].copy_from_slice(&out[c0..c0 + w]);
+        if w == B {
+            for (pj, value) in p.iter().zip(v.chunks_exact(d)) {
+                let cols = &value[c0..c0 + B];
+                for l in 0..B {
+                    acc[l] = pj.mul_add(cols[l], acc[l]);
+                }
+            }
+        } else {
+            for (pj, value) in p.iter().zip(v.chunks_exact(d)) {
+                for (a, x) in acc.iter_mut().zip(&value[c0..c0 + w]) {
+                    *a = pj.mul_add(*x, *a);
+                }
+            }
+        }
+        out[c0..c0 + w].copy_from_slice(&acc[..w]);
+        c0 += w;
+    }
+}
+
+/// Written as separate passes with eight-lane partial results so that each one vectorizes
+/// (a float reduction in the same loop as the `exp` would keep the whole loop scalar).
+fn softmax(row: &mut [f32]) {
+    let max = lanes8(row, f32::NEG_INFINITY, f32::max);
+    for v in row.iter_mut() {
+        *v = exp_nonpositive(*v - max);
+    }
+    let inv = 1.0 / lanes8(row, 0.0, |a, b| a + b);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Folds `xs` with `f` in eight interleaved lanes, then folds the lanes.
+#[inline]
+fn lanes8(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(init, |a, v| f(a, *v));
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] = f(acc[l], c[l]);
+        }
+    }
+    acc.iter().fold(tail, |a, v| f(a, *v))
+}
+
+/// `e^x` for `x <= 0` within 2e-7 relative error, in code the compiler vectorizes (libm's
+/// `expf` is a call per score): `x = n ln 2 + r` with `|r| <= ln 2 / 2`, a degree-6 Taylor
+/// polynomial for `e^r`, and `2^n` put into the exponent bits.
+#[inline]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.max(-87.0);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
+    let mut p: f32 = 1.0 / 720.0;
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p.mul_add(r, c);
+    }
+    // n is in -126..=0 here, so the biased exponent is a normal number's.
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The textbook formula, one head and one row at a time.
+    fn reference(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32) -> Vec<f32> {
+        let d = s.head_dim;
+        let groups = s.n_head / s.n_kv_head;
+        let mut out = vec![0f32; s.t * s.n_head * d];
+        for head in 0..s.n_head {
+            let h = head / groups;
+            for i in 0..s.t {
+                let len = s.pos + i + 1;
+                let qv = &q[(head * s.t + i) * d..][..d];
+                let w: Vec<f64> = (0..len)
+                    .map(|j| {
+                        let key = (0..d).map(|c| k[(h * d + c) * s.key_stride + j].to_f32());
+                        qv.iter().zip(key).map(|(a, b)| (a * b) as f64).sum::<f64>() * scale as f64
+                    })
+                    .collect();
+                let m = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = w.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for c in 0..d {
+                    let val: f64 = (0..len)
+                        .map(|j| e[j] / z * v[(h * s.capacity + j) * d + c].to_f64())
+                        .sum();
+                    out[(i * s.n_head + head) * d + c] = val as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_exp_is_accurate() {
+        let mut worst = 0f64;
+        for i in 0..=200_000 {
+            let x = -(i as f32) * 87.0 / 200_000.0;
+            let want = (x as f64).exp();
+            let got = exp_nonpositive(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    #[test]
+    fn matches_the_textbook_formula() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        // Grouped (7 query heads per KV head, as the default model) and plain; one row
+        // (decoding) and several (prefill), with and without earlier positions.
+        for (n_head, n_kv_head, head_dim) in [(14, 2, 64), (4, 4, 12)] {
+            // 33 and 40 positions: a block of 32 keys and a tail.
+            for (pos, t) in [(0, 1), (0, 5), (9, 1), (26, 7), (30, 10)] {
+                let capacity = 40;
+                let s = AttnShape {
+                    n_head,
+                    n_kv_head,
+                    head_dim,
+                    capacity,
+                    key_stride: capacity + 3,
+                    pos,
+                    t,
+                };
+                let mut r =
+                    |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect() };
+                let q = r(n_head * t * head_dim);
+                let half =
+                    |x: Vec<f32>| -> Vec<f16> { x.iter().map(|v| f16::from_f32(*v)).collect() };
+                let k = half(r(n_kv_head * s.key_stride * head_dim));
+                let v = half(r(n_kv_head * capacity * head_dim));
+                let got = attend(&q, &k, &v, s, 0.125);
+                let want = reference(&q, &k, &v, s, 0.125);
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(err < 1e-4, "{s:?}: max error {err}");
+            }
+        }
+    }
+}
