@@ -2,6 +2,7 @@
 
 mod bench;
 mod complete;
+mod index;
 mod model;
 mod progress;
 
@@ -40,6 +41,12 @@ enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Build or refresh the repository index and print its statistics.
+    Index(index::IndexArgs),
+    /// Show the definitions of a name found by the index.
+    Symbols(index::SymbolsArgs),
+    /// Show the code most similar to the lines before FILE:LINE.
+    Similar(index::SimilarArgs),
 }
 
 fn main() {
@@ -58,6 +65,9 @@ fn main() {
         Command::Complete(args) => complete::run(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Index(args) => index::run_index(args),
+        Command::Symbols(args) => index::run_symbols(args),
+        Command::Similar(args) => index::run_similar(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

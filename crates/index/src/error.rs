@@ -1,0 +1,16 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("{0}")]
+    Git(#[from] git2::Error),
+}
+
+pub type Result<T> = std::result::Result<T, IndexError>;

@@ -1,0 +1,398 @@
+//! One file's text → its definitions, imports and identifier uses, driven by the language's
+//! query (`queries/*.scm`). Nothing here matches node kinds by hand except the few generic
+//! rules that every language shares (comments before a definition are its doc; a string
+//! first in a body is a docstring).
+
+use crate::lang::Lang;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use streaming_iterator::StreamingIterator;
+use tree_sitter::{Node, Parser, QueryCursor, Tree};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DefKind {
+    Function,
+    Method,
+    Class,
+    Struct,
+    Enum,
+    Interface,
+    Type,
+    Constant,
+    Field,
+    Module,
+}
+
+impl DefKind {
+    fn from_capture(s: &str) -> Option<Self> {
+        Some(match s {
+            "function" => Self::Function,
+            "method" => Self::Method,
+            "class" => Self::Class,
+            "struct" => Self::Struct,
+            "enum" => Self::Enum,
+            "interface" => Self::Interface,
+            "type" => Self::Type,
+            "constant" => Self::Constant,
+            "field" => Self::Field,
+            "module" => Self::Module,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Function => "function",
+            Self::Method => "method",
+            Self::Class => "class",
+            Self::Struct => "struct",
+            Self::Enum => "enum",
+            Self::Interface => "interface",
+            Self::Type => "type",
+            Self::Constant => "constant",
+            Self::Field => "field",
+            Self::Module => "module",
+        }
+    }
+
+    /// Kinds whose members are methods and fields.
+    fn holds_members(self) -> bool {
+        matches!(
+            self,
+            Self::Class | Self::Struct | Self::Enum | Self::Interface
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Definition {
+    pub name: String,
+    pub kind: DefKind,
+    /// Enclosing definitions, outermost first, joined with `.` (`Outer.Inner`); empty at the
+    /// top level.
+    pub scope: String,
+    /// The definition without its body (the first line for definitions without one).
+    pub signature: String,
+    pub doc: Option<String>,
+    pub start_byte: usize,
+    pub end_byte: usize,
+    /// 0-based, inclusive.
+    pub start_line: u32,
+    pub end_line: u32,
+}
+
+impl Definition {
+    /// `Scope.name`, or the name at the top level.
+    pub fn qualified_name(&self) -> String {
+        if self.scope.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}.{}", self.scope, self.name)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Import {
+    /// As written: a module path, a file path or a package name, without quotes.
+    pub target: String,
+    pub line: u32,
+}
+
+/// What one file contributes to the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileSymbols {
+    pub lang: Lang,
+    pub definitions: Vec<Definition>,
+    pub imports: Vec<Import>,
+    /// The distinct identifiers of the file; `uses` points into it.
+    pub identifiers: Vec<String>,
+    /// `(line, identifier)` for every identifier use, sorted, without repeats per line.
+    pub uses: Vec<(u32, u32)>,
+}
+
+impl FileSymbols {
+    /// Identifiers used on lines `first..=last` (0-based), each once.
+    pub fn identifiers_in(&self, first: u32, last: u32) -> Vec<&str> {
+        let start = self.uses.partition_point(|(l, _)| *l < first);
+        let mut seen = std::collections::HashSet::new();
+        self.uses[start..]
+            .iter()
+            .take_while(|(l, _)| *l <= last)
+            .filter(|(_, i)| seen.insert(*i))
+            .map(|(_, i)| self.identifiers[*i as usize].as_str())
+            .collect()
+    }
+}
+
+/// Parses with a reusable parser per language (tree-sitter parsers are cheap to keep).
+pub struct Extractor {
+    parsers: HashMap<Lang, Parser>,
+}
+
+impl Default for Extractor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Signatures and docs longer than this are cut: they are prompt material, not archives.
+const MAX_SIGNATURE: usize = 400;
+const MAX_DOC: usize = 1000;
+
+impl Extractor {
+    pub fn new() -> Self {
+        Self {
+            parsers: HashMap::new(),
+        }
+    }
+
+    /// The syntax tree of `text`; `None` only if tree-sitter gives up (it recovers from
+    /// syntax errors, so this is rare).
+    pub fn parse(&mut self, lang: Lang, text: &str) -> Option<Tree> {
+        let parser = self.parsers.entry(lang).or_insert_with(|| {
+            let mut p = Parser::new();
+            p.set_language(&lang.grammar())
+                .expect("grammar ABI is checked by the query test");
+            p
+        });
+        parser.parse(text, None)
+    }
+
+    pub fn extract(&mut self, lang: Lang, text: &str) -> Option<FileSymbols> {
+        let tree = self.parse(lang, text)?;
+        Some(extract_tree(lang, text, &tree))
+    }
+}
+
+struct RawDef<'t> {
+    node: Node<'t>,
+    name: String,
+    kind: Option<DefKind>,
+    body: Option<Node<'t>>,
+    /// Go: the receiver type names the scope.
+    receiver: Option<String>,
+    pattern: usize,
+}
+
+pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
+    let query = lang.query();
+    let names = query.capture_names();
+    let src = text.as_bytes();
+    let mut cursor = QueryCursor::new();
+    let mut matches = cursor.matches(query, tree.root_node(), src);
+    let mut raw: Vec<RawDef> = Vec::new();
+    let mut imports = Vec::new();
+    let mut ident_ids: HashMap<&str, u32> = HashMap::new();
+    let mut identifiers: Vec<String> = Vec::new();
+    let mut uses: Vec<(u32, u32)> = Vec::new();
+    while let Some(m) = matches.next() {
+        let mut def: Option<(Node, Option<DefKind>)> = None;
+        let (mut name, mut body, mut receiver) = (None, None, None);
+        for c in m.captures {
+            let cap = names[c.index as usize];
+            let node = c.node;
+            match cap {
+                "name" => name = Some(node),
+                "body" => body = Some(node),
+                "receiver" => receiver = node.utf8_text(src).ok().map(str::to_string),
+                "scope" => def = Some((node, None)),
+                "import" => {
+                    if let Ok(t) = node.utf8_text(src) {
+                        let target = t.trim_matches(|c| c == '"' || c == '\'' || c == '`');
+                        imports.push(Import {
+                            target: target.to_string(),
+                            line: node.start_position().row as u32,
+                        });
+                    }
+                }
+                "use" => {
+                    if let Ok(t) = node.utf8_text(src) {
+                        let next = identifiers.len() as u32;
+                        let id = *ident_ids.entry(t).or_insert_with(|| {
+                            identifiers.push(t.to_string());
+                            next
+                        });
+                        uses.push((node.start_position().row as u32, id));
+                    }
+                }
+                other => {
+                    if let Some(kind) = other.strip_prefix("def.") {
+                        def = Some((node, DefKind::from_capture(kind)));
+                    }
+                }
+            }
+        }
+        if let (Some((node, kind)), Some(name)) = (def, name) {
+            if let Ok(n) = name.utf8_text(src) {
+                raw.push(RawDef {
+                    node,
+                    name: n.to_string(),
+                    kind,
+                    body,
+                    receiver,
+                    pattern: m.pattern_index,
+                });
+            }
+        }
+    }
+    uses.sort_unstable();
+    uses.dedup();
+    imports.dedup();
+    FileSymbols {
+        lang,
+        definitions: resolve_definitions(raw, src),
+        imports,
+        identifiers,
+        uses,
+    }
+}
+
+/// One definition per node (the earliest pattern wins), scopes from nesting, and methods
+/// told from functions by what encloses them.
+fn resolve_definitions(mut raw: Vec<RawDef>, src: &[u8]) -> Vec<Definition> {
+    raw.sort_by_key(|d| {
+        (
+            d.node.start_byte(),
+            std::cmp::Reverse(d.node.end_byte()),
+            d.pattern,
+        )
+    });
+    raw.dedup_by(|b, a| a.node.id() == b.node.id());
+    // A stack of enclosing definitions: (end byte, qualified name, kind).
+    let mut stack: Vec<(usize, String, Option<DefKind>)> = Vec::new();
+    let mut out = Vec::new();
+    for d in raw {
+        while stack
+            .last()
+            .is_some_and(|(end, _, _)| *end <= d.node.start_byte())
+        {
+            stack.pop();
+        }
+        let scope = match &d.receiver {
+            Some(r) => r.trim_start_matches('*').to_string(),
+            None => stack.last().map(|(_, q, _)| q.clone()).unwrap_or_default(),
+        };
+        let parent_kind = stack.last().map(|(_, _, k)| *k);
+        let qualified = if scope.is_empty() {
+            d.name.clone()
+        } else {
+            format!("{scope}.{}", d.name)
+        };
+        // Types, constants and fields do not scope what is inside them (C's `typedef struct
+        // s {…} t;` holds `s`, which is not `t.s`).
+        let scopes = d
+            .kind
+            .is_none_or(|k| !matches!(k, DefKind::Type | DefKind::Constant | DefKind::Field));
+        if scopes {
+            stack.push((d.node.end_byte(), qualified, d.kind));
+        }
+        let Some(mut kind) = d.kind else {
+            continue; // a scope only (Rust `impl`)
+        };
+        // A function inside a class, an interface or an `impl` is a method.
+        if kind == DefKind::Function {
+            let in_type = match parent_kind {
+                Some(None) => true,
+                Some(Some(k)) => k.holds_members(),
+                None => false,
+            };
+            if in_type || d.receiver.is_some() {
+                kind = DefKind::Method;
+            }
+        }
+        out.push(Definition {
+            signature: signature(d.node, d.body, src),
+            doc: doc_of(d.node, d.body, src),
+            name: d.name,
+            kind,
+            scope,
+            start_byte: d.node.start_byte(),
+            end_byte: d.node.end_byte(),
+            start_line: d.node.start_position().row as u32,
+            end_line: d.node.end_position().row as u32,
+        });
+    }
+    out
+}
+
+fn text<'a>(node: Node, src: &'a [u8]) -> &'a str {
+    node.utf8_text(src).unwrap_or("")
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The definition's text before its body (decorators and attributes included), else its
+/// first line.
+fn signature(node: Node, body: Option<Node>, src: &[u8]) -> String {
+    let start = node.start_byte();
+    let end = match body {
+        Some(b) if b.start_byte() > start => b.start_byte(),
+        _ => {
+            let t = text(node, src);
+            start + t.find('\n').unwrap_or(t.len())
+        }
+    };
+    let s = std::str::from_utf8(&src[start..end]).unwrap_or("");
+    let s = s.trim_end().trim_end_matches(['{', ':', '=']).trim_end();
+    clip(s, MAX_SIGNATURE)
+}
+
+/// Comments right above the definition (or above its decorator or export wrapper), or a
+/// docstring that opens its body.
+fn doc_of(node: Node, body: Option<Node>, src: &[u8]) -> Option<String> {
+    if let Some(b) = body {
+        if let Some(first) = b.named_child(0) {
+            if first.kind() == "expression_statement" && first.named_child_count() == 1 {
+                let s = first.named_child(0)?;
+                if s.kind() == "string" {
+                    return Some(clip(text(s, src).trim(), MAX_DOC));
+                }
+            }
+        }
+    }
+    let mut anchor = node;
+    while let Some(p) = anchor.parent() {
+        if matches!(
+            p.kind(),
+            "decorated_definition" | "export_statement" | "template_declaration"
+        ) {
+            anchor = p;
+        } else {
+            break;
+        }
+    }
+    let mut lines = Vec::new();
+    let mut next_row = anchor.start_position().row;
+    let mut sib = anchor.prev_sibling();
+    while let Some(s) = sib {
+        let kind = s.kind();
+        if s.end_position().row + 1 < next_row {
+            break; // a blank line: the comment belongs to something else
+        }
+        if kind.contains("comment") {
+            lines.push(text(s, src).trim().to_string());
+        } else if !(kind.contains("attribute")
+            || kind.contains("annotation")
+            || kind == "decorator")
+        {
+            break;
+        }
+        next_row = s.start_position().row;
+        sib = s.prev_sibling();
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    lines.reverse();
+    Some(clip(&lines.join("\n"), MAX_DOC))
+}

@@ -1,0 +1,551 @@
+//! The index of one repository: per-file symbols and chunks, the name table and the BM25
+//! postings built from them, kept in step with the files one file at a time.
+
+use crate::error::{IndexError, Result};
+use crate::extract::{Definition, Extractor, FileSymbols, Import};
+use crate::lang::Lang;
+use crate::resolve::{self, FileSet};
+use crate::similar::{chunks, Bm25, Chunk};
+use crate::walk::{self, Skip, SkipCounts, WalkOptions};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What the index keeps of one file; this is also what is persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FileEntry {
+    pub id: u32,
+    pub size: u64,
+    pub mtime_ns: u64,
+    pub hash: [u8; 16],
+    pub symbols: FileSymbols,
+    pub chunks: Vec<Chunk>,
+}
+
+/// A definition and the file it is in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DefHit {
+    pub path: String,
+    #[serde(flatten)]
+    pub def: Definition,
+}
+
+/// A window of similar code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimilarHit {
+    pub path: String,
+    /// 0-based, inclusive.
+    pub start_line: u32,
+    pub end_line: u32,
+    pub score: f32,
+}
+
+/// An import and the repository files it resolves to (empty: outside the repository).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedImport {
+    pub target: String,
+    pub line: u32,
+    pub files: Vec<String>,
+}
+
+/// Figures of the last refresh.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub files: usize,
+    pub bytes: u64,
+    pub definitions: usize,
+    pub chunks: usize,
+    /// Files read and parsed by this refresh (the others were unchanged).
+    pub parsed: usize,
+    pub removed: usize,
+    pub seconds: f64,
+    pub skipped: SkipCounts,
+}
+
+pub struct Index {
+    root: PathBuf,
+    opts: WalkOptions,
+    files: BTreeMap<String, FileEntry>,
+    by_id: HashMap<u32, String>,
+    next_id: u32,
+    by_name: HashMap<String, Vec<(String, u32)>>,
+    bm25: Bm25,
+    go_module: Option<String>,
+    skipped: SkipCounts,
+}
+
+thread_local! {
+    static EXTRACTOR: RefCell<Extractor> = RefCell::new(Extractor::new());
+}
+
+fn hash(bytes: &[u8]) -> [u8; 16] {
+    let d = Sha256::digest(bytes);
+    let mut h = [0u8; 16];
+    h.copy_from_slice(&d[..16]);
+    h
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Parses one text into an entry (ids are assigned by the index).
+fn analyse(lang: Lang, text: &str) -> (FileSymbols, Vec<Chunk>) {
+    let symbols = EXTRACTOR
+        .with(|e| e.borrow_mut().extract(lang, text))
+        .unwrap_or(FileSymbols {
+            lang,
+            definitions: Vec::new(),
+            imports: Vec::new(),
+            identifiers: Vec::new(),
+            uses: Vec::new(),
+        });
+    (symbols, chunks(text))
+}
+
+impl Index {
+    /// An empty index of `root` (see `refresh` and `persist::load`).
+    pub fn new(root: &Path, opts: WalkOptions) -> Result<Self> {
+        let root = root.canonicalize().map_err(|source| IndexError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        if !root.is_dir() {
+            return Err(IndexError::NotADirectory(root));
+        }
+        let go_module = std::fs::read_to_string(root.join("go.mod"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("module ").map(|m| m.trim().to_string()))
+            });
+        Ok(Self {
+            root,
+            opts,
+            files: BTreeMap::new(),
+            by_id: HashMap::new(),
+            next_id: 0,
+            by_name: HashMap::new(),
+            bm25: Bm25::default(),
+            go_module,
+            skipped: SkipCounts::new(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn entries(&self) -> &BTreeMap<String, FileEntry> {
+        &self.files
+    }
+
+    /// Rebuilds the derived tables from persisted entries.
+    pub(crate) fn restore(&mut self, files: BTreeMap<String, FileEntry>) {
+        for (path, entry) in files {
+            self.insert(path, entry);
+        }
+    }
+
+    fn insert(&mut self, path: String, entry: FileEntry) {
+        self.next_id = self.next_id.max(entry.id + 1);
+        for (i, d) in entry.symbols.definitions.iter().enumerate() {
+            self.by_name
+                .entry(d.name.clone())
+                .or_default()
+                .push((path.clone(), i as u32));
+        }
+        self.bm25.add(entry.id, &entry.chunks);
+        self.by_id.insert(entry.id, path.clone());
+        self.files.insert(path, entry);
+    }
+
+    fn take(&mut self, path: &str) -> Option<FileEntry> {
+        let entry = self.files.remove(path)?;
+        for d in &entry.symbols.definitions {
+            if let Some(v) = self.by_name.get_mut(&d.name) {
+                v.retain(|(p, _)| p != path);
+                if v.is_empty() {
+                    self.by_name.remove(&d.name);
+                }
+            }
+        }
+        self.bm25.remove(entry.id, &entry.chunks);
+        self.by_id.remove(&entry.id);
+        Some(entry)
+    }
+
+    fn fresh_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Brings the index in line with the files on disk: new and changed files are parsed
+    /// (in parallel), unchanged ones (same size and mtime, or same content) are kept,
+    /// vanished ones removed.
+    pub fn refresh(&mut self) -> Stats {
+        let t0 = Instant::now();
+        let candidates = walk::candidates(&self.root);
+        let mut skipped = SkipCounts::new();
+        let mut todo = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (rel, abs) in &candidates {
+            if Lang::from_path(abs).is_none() {
+                *skipped.entry(Skip::Unsupported).or_default() += 1;
+                continue;
+            }
+            seen.insert(rel.clone());
+            let meta = match std::fs::metadata(abs) {
+                Ok(m) => m,
+                Err(_) => {
+                    *skipped.entry(Skip::Unreadable).or_default() += 1;
+                    continue;
+                }
+            };
+            let unchanged = self
+                .files
+                .get(rel)
+                .is_some_and(|e| e.size == meta.len() && e.mtime_ns == mtime_ns(&meta));
+            if !unchanged {
+                todo.push((rel.clone(), abs.clone()));
+            }
+        }
+        let opts = self.opts.clone();
+        let known: HashMap<String, [u8; 16]> = todo
+            .iter()
+            .filter_map(|(rel, _)| self.files.get(rel).map(|e| (rel.clone(), e.hash)))
+            .collect();
+        // Read, vet and parse on all cores; the tables are updated afterwards, in order.
+        let results: Vec<(String, std::result::Result<Option<Parsed>, Skip>)> = todo
+            .par_iter()
+            .map(|(rel, abs)| (rel.clone(), read_and_parse(abs, &opts, known.get(rel))))
+            .collect();
+        let mut parsed = 0;
+        for (rel, r) in results {
+            match r {
+                Ok(Some(p)) => {
+                    parsed += 1;
+                    self.put(rel, p);
+                }
+                Ok(None) => {
+                    // Same content, new mtime: remember the mtime only.
+                    if let (Some(e), Ok(meta)) = (
+                        self.files.get_mut(&rel),
+                        std::fs::metadata(self.root.join(&rel)),
+                    ) {
+                        e.mtime_ns = mtime_ns(&meta);
+                    }
+                }
+                Err(skip) => {
+                    *skipped.entry(skip).or_default() += 1;
+                    seen.remove(&rel);
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .files
+            .keys()
+            .filter(|p| !seen.contains(*p))
+            .cloned()
+            .collect();
+        for p in &gone {
+            self.take(p);
+        }
+        self.skipped = skipped;
+        let mut s = self.stats();
+        s.parsed = parsed;
+        s.removed = gone.len();
+        s.seconds = t0.elapsed().as_secs_f64();
+        s
+    }
+
+    fn put(&mut self, rel: String, p: Parsed) {
+        let id = match self.take(&rel) {
+            Some(old) => old.id,
+            None => self.fresh_id(),
+        };
+        self.insert(
+            rel,
+            FileEntry {
+                id,
+                size: p.size,
+                mtime_ns: p.mtime_ns,
+                hash: p.hash,
+                symbols: p.symbols,
+                chunks: p.chunks,
+            },
+        );
+    }
+
+    /// Re-reads one file (changed, created or deleted on disk). Returns whether it is
+    /// indexed now.
+    pub fn update_file(&mut self, path: &Path) -> bool {
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.root.join(path)
+        };
+        let Some(rel) = walk::relative(&self.root, &abs) else {
+            return false;
+        };
+        let known = self.files.get(&rel).map(|e| e.hash);
+        match read_and_parse(&abs, &self.opts, known.as_ref()) {
+            Ok(Some(p)) => {
+                self.put(rel, p);
+                true
+            }
+            Ok(None) => true,
+            Err(skip) => {
+                tracing::debug!("{rel}: not indexed ({skip:?})");
+                self.take(&rel);
+                false
+            }
+        }
+    }
+
+    /// Indexes an open document's current (unsaved) text under its repository path.
+    pub fn update_text(&mut self, rel: &str, lang: Lang, text: &str) {
+        let h = hash(text.as_bytes());
+        if self.files.get(rel).is_some_and(|e| e.hash == h) {
+            return;
+        }
+        let (symbols, chunks) = analyse(lang, text);
+        let (size, mtime) = self
+            .files
+            .get(rel)
+            .map(|e| (e.size, e.mtime_ns))
+            .unwrap_or((text.len() as u64, 0));
+        self.put(
+            rel.to_string(),
+            Parsed {
+                size,
+                mtime_ns: mtime,
+                hash: h,
+                symbols,
+                chunks,
+            },
+        );
+    }
+
+    pub fn remove_file(&mut self, rel: &str) -> bool {
+        self.take(rel).is_some()
+    }
+
+    /// A rename keeps the parsed content (same text, new path).
+    pub fn rename(&mut self, from: &str, to: &str) -> bool {
+        match self.take(from) {
+            Some(e) => {
+                self.take(to);
+                self.insert(to.to_string(), e);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            files: self.files.len(),
+            bytes: self.files.values().map(|e| e.size).sum(),
+            definitions: self.by_name.values().map(Vec::len).sum(),
+            chunks: self.bm25.len(),
+            skipped: self.skipped.clone(),
+            ..Default::default()
+        }
+    }
+
+    pub fn file(&self, rel: &str) -> Option<&FileSymbols> {
+        self.files.get(rel).map(|e| &e.symbols)
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    fn hit(&self, path: &str, i: u32) -> Option<DefHit> {
+        let def = self.files.get(path)?.symbols.definitions.get(i as usize)?;
+        Some(DefHit {
+            path: path.to_string(),
+            def: def.clone(),
+        })
+    }
+
+    /// Definitions named `name`, or with the qualified name `Scope.name`.
+    pub fn definitions(&self, name: &str) -> Vec<DefHit> {
+        let (scope, simple) = match name.rsplit_once('.') {
+            // A name with dots of its own (a C# namespace) is looked up whole first.
+            Some(_) if self.by_name.contains_key(name) => (None, name),
+            Some((s, n)) => (Some(s), n),
+            None => (None, name),
+        };
+        let mut v: Vec<DefHit> = self
+            .by_name
+            .get(simple)
+            .into_iter()
+            .flatten()
+            .filter_map(|(p, i)| self.hit(p, *i))
+            .filter(|h| {
+                scope.is_none_or(|s| h.def.scope == s || h.def.scope.ends_with(&format!(".{s}")))
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.path, a.def.start_byte).cmp(&(&b.path, b.def.start_byte)));
+        v
+    }
+
+    /// The definitions that lines `first..=last` (0-based) of a document refer to, given the
+    /// document's current text: each identifier used there, looked up by name, excluding
+    /// definitions inside that range of the same file. Ordered by first use.
+    pub fn referenced_definitions(
+        &self,
+        rel: &str,
+        lang: Lang,
+        text: &str,
+        first: u32,
+        last: u32,
+    ) -> Vec<DefHit> {
+        let symbols = match self.files.get(rel) {
+            Some(e) if e.hash == hash(text.as_bytes()) => e.symbols.clone(),
+            _ => analyse(lang, text).0,
+        };
+        let mut out = Vec::new();
+        for name in symbols.identifiers_in(first, last) {
+            for h in self.definitions(name) {
+                let inside = h.path == rel && h.def.start_line >= first && h.def.end_line <= last;
+                if !inside {
+                    out.push(h);
+                }
+            }
+        }
+        out
+    }
+
+    /// The imports of a file and the repository files they resolve to.
+    pub fn imports_of(&self, rel: &str) -> Vec<ResolvedImport> {
+        let Some(e) = self.files.get(rel) else {
+            return Vec::new();
+        };
+        e.symbols
+            .imports
+            .iter()
+            .map(|Import { target, line }| ResolvedImport {
+                target: target.clone(),
+                line: *line,
+                files: resolve::resolve(self, e.symbols.lang, rel, target),
+            })
+            .collect()
+    }
+
+    /// The `k` windows most similar to `text`, leaving out lines `exclude.1..=exclude.2` of
+    /// file `exclude.0` (the code around the cursor itself).
+    pub fn similar(
+        &self,
+        text: &str,
+        k: usize,
+        exclude: Option<(&str, u32, u32)>,
+    ) -> Vec<SimilarHit> {
+        let skip_id = exclude.and_then(|(p, _, _)| self.files.get(p).map(|e| e.id));
+        let hits = self.bm25.search(text, k, |(file, chunk)| {
+            let (Some(id), Some((path, first, last))) = (skip_id, exclude) else {
+                return false;
+            };
+            if file != id {
+                return false;
+            }
+            let c = &self.files[path].chunks[chunk as usize];
+            c.start_line <= last && c.end_line >= first
+        });
+        hits.into_iter()
+            .filter_map(|((file, chunk), score)| {
+                let path = self.by_id.get(&file)?;
+                let c = self.files.get(path)?.chunks.get(chunk as usize)?;
+                Some(SimilarHit {
+                    path: path.clone(),
+                    start_line: c.start_line,
+                    end_line: c.end_line,
+                    score,
+                })
+            })
+            .collect()
+    }
+}
+
+impl FileSet for Index {
+    fn contains(&self, path: &str) -> bool {
+        self.files.contains_key(path)
+    }
+
+    fn with_suffix(&self, suffix: &str) -> Vec<String> {
+        let slashed = format!("/{suffix}");
+        self.files
+            .keys()
+            .filter(|p| *p == suffix || p.ends_with(&slashed))
+            .cloned()
+            .collect()
+    }
+
+    fn in_dir_ending(&self, dir: &str) -> Vec<String> {
+        let slashed = format!("/{dir}");
+        self.files
+            .keys()
+            .filter(|p| {
+                let d = p.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                d == dir || d.ends_with(&slashed)
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn in_dir(&self, dir: &str) -> Vec<String> {
+        self.files
+            .keys()
+            .filter(|p| {
+                let d = p.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                d == dir
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn go_module(&self) -> Option<String> {
+        self.go_module.clone()
+    }
+}
+
+struct Parsed {
+    size: u64,
+    mtime_ns: u64,
+    hash: [u8; 16],
+    symbols: FileSymbols,
+    chunks: Vec<Chunk>,
+}
+
+/// `Ok(None)`: the content hashes to `known` (nothing to parse).
+fn read_and_parse(
+    abs: &Path,
+    opts: &WalkOptions,
+    known: Option<&[u8; 16]>,
+) -> std::result::Result<Option<Parsed>, Skip> {
+    let (lang, text) = walk::read_source(abs, opts)?;
+    let h = hash(text.as_bytes());
+    if known == Some(&h) {
+        return Ok(None);
+    }
+    let meta = std::fs::metadata(abs).map_err(|_| Skip::Unreadable)?;
+    let (symbols, chunks) = analyse(lang, &text);
+    Ok(Some(Parsed {
+        size: text.len() as u64,
+        mtime_ns: mtime_ns(&meta),
+        hash: h,
+        symbols,
+        chunks,
+    }))
+}

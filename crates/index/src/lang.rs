@@ -1,0 +1,149 @@
+//! The languages the index understands: a grammar and an extraction query each.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::OnceLock;
+use tree_sitter::{Language, Query};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Lang {
+    Python,
+    Rust,
+    TypeScript,
+    Tsx,
+    JavaScript,
+    Go,
+    Java,
+    C,
+    Cpp,
+    CSharp,
+    Php,
+    Kotlin,
+}
+
+pub const ALL: [Lang; 12] = [
+    Lang::Python,
+    Lang::Rust,
+    Lang::TypeScript,
+    Lang::Tsx,
+    Lang::JavaScript,
+    Lang::Go,
+    Lang::Java,
+    Lang::C,
+    Lang::Cpp,
+    Lang::CSharp,
+    Lang::Php,
+    Lang::Kotlin,
+];
+
+impl Lang {
+    /// The language of a file, from its extension.
+    pub fn from_path(path: &Path) -> Option<Lang> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "py" | "pyi" => Lang::Python,
+            "rs" => Lang::Rust,
+            "ts" | "mts" | "cts" => Lang::TypeScript,
+            "tsx" => Lang::Tsx,
+            "js" | "mjs" | "cjs" | "jsx" => Lang::JavaScript,
+            "go" => Lang::Go,
+            "java" => Lang::Java,
+            "c" | "h" => Lang::C,
+            "cc" | "cpp" | "cxx" | "c++" | "hpp" | "hh" | "hxx" | "h++" | "ipp" => Lang::Cpp,
+            "cs" => Lang::CSharp,
+            "php" => Lang::Php,
+            "kt" | "kts" => Lang::Kotlin,
+            _ => return None,
+        })
+    }
+
+    /// The name editors use (LSP language identifiers).
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Python => "python",
+            Lang::Rust => "rust",
+            Lang::TypeScript => "typescript",
+            Lang::Tsx => "typescriptreact",
+            Lang::JavaScript => "javascript",
+            Lang::Go => "go",
+            Lang::Java => "java",
+            Lang::C => "c",
+            Lang::Cpp => "cpp",
+            Lang::CSharp => "csharp",
+            Lang::Php => "php",
+            Lang::Kotlin => "kotlin",
+        }
+    }
+
+    /// From an LSP language identifier or a plain name.
+    pub fn from_name(name: &str) -> Option<Lang> {
+        ALL.into_iter().find(|l| l.name() == name).or(match name {
+            "javascriptreact" => Some(Lang::JavaScript),
+            "tsx" => Some(Lang::Tsx),
+            "c++" => Some(Lang::Cpp),
+            "c#" | "cs" => Some(Lang::CSharp),
+            _ => None,
+        })
+    }
+
+    pub fn grammar(self) -> Language {
+        match self {
+            Lang::Python => tree_sitter_python::LANGUAGE.into(),
+            Lang::Rust => tree_sitter_rust::LANGUAGE.into(),
+            Lang::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+            Lang::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
+            Lang::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
+            Lang::Go => tree_sitter_go::LANGUAGE.into(),
+            Lang::Java => tree_sitter_java::LANGUAGE.into(),
+            Lang::C => tree_sitter_c::LANGUAGE.into(),
+            Lang::Cpp => tree_sitter_cpp::LANGUAGE.into(),
+            Lang::CSharp => tree_sitter_c_sharp::LANGUAGE.into(),
+            Lang::Php => tree_sitter_php::LANGUAGE_PHP.into(),
+            Lang::Kotlin => tree_sitter_kotlin_ng::LANGUAGE.into(),
+        }
+    }
+
+    fn query_source(self) -> &'static str {
+        match self {
+            Lang::Python => include_str!("../queries/python.scm"),
+            Lang::Rust => include_str!("../queries/rust.scm"),
+            Lang::TypeScript | Lang::Tsx => include_str!("../queries/typescript.scm"),
+            Lang::JavaScript => include_str!("../queries/javascript.scm"),
+            Lang::Go => include_str!("../queries/go.scm"),
+            Lang::Java => include_str!("../queries/java.scm"),
+            Lang::C => include_str!("../queries/c.scm"),
+            Lang::Cpp => include_str!("../queries/cpp.scm"),
+            Lang::CSharp => include_str!("../queries/csharp.scm"),
+            Lang::Php => include_str!("../queries/php.scm"),
+            Lang::Kotlin => include_str!("../queries/kotlin.scm"),
+        }
+    }
+
+    /// The compiled extraction query (compiled once per process).
+    pub fn query(self) -> &'static Query {
+        static QUERIES: OnceLock<Vec<Query>> = OnceLock::new();
+        let all = QUERIES.get_or_init(|| {
+            ALL.iter()
+                .map(|l| {
+                    // The queries ship inside the binary and a test compiles every one, so a
+                    // failure here is a build defect, not a user error.
+                    Query::new(&l.grammar(), l.query_source())
+                        .unwrap_or_else(|e| panic!("query for {l:?}: {e}"))
+                })
+                .collect()
+        });
+        &all[ALL.iter().position(|l| *l == self).expect("in ALL")]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_compiles_against_its_grammar() {
+        for l in ALL {
+            Query::new(&l.grammar(), l.query_source()).unwrap_or_else(|e| panic!("{l:?}: {e}"));
+        }
+    }
+}
