@@ -23,6 +23,15 @@ pub enum BenchCommand {
         #[arg(long, default_value = "moat")]
         kernels: String,
     },
+    /// Index build, parse-only limit, reload and one-file update latency on a repository.
+    Index {
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// How many one-file updates to time.
+        #[arg(long, default_value_t = 200)]
+        updates: usize,
+    },
 }
 
 /// Real code to build prompts from: moat's own sources (any real code would do).
@@ -49,13 +58,18 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Engine {
-        model,
-        device,
-        runs,
-        json,
-        kernels,
-    } = cmd;
+    let (model, device, runs, json, kernels) = match cmd {
+        BenchCommand::Engine {
+            model,
+            device,
+            runs,
+            json,
+            kernels,
+        } => (model, device, runs, json, kernels),
+        BenchCommand::Index { dir, json, updates } => {
+            return crate::bench_index::run(&dir, json, updates)
+        }
+    };
     let own_kernels = match kernels.as_str() {
         "moat" => true,
         "candle" => false,

@@ -1,6 +1,7 @@
 //! `moat`: the command-line edge. Errors become `anyhow` messages here and nowhere else.
 
 mod bench;
+mod bench_index;
 mod complete;
 mod index;
 mod model;

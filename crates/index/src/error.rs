@@ -11,6 +11,8 @@ pub enum IndexError {
     NotADirectory(PathBuf),
     #[error("{0}")]
     Git(#[from] git2::Error),
+    #[error("watching for file changes: {0}")]
+    Watch(String),
 }
 
 pub type Result<T> = std::result::Result<T, IndexError>;

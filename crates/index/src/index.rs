@@ -5,7 +5,7 @@ use crate::error::{IndexError, Result};
 use crate::extract::{Definition, Extractor, FileSymbols, Import};
 use crate::lang::Lang;
 use crate::resolve::{self, FileSet};
-use crate::similar::{chunks, Bm25, Chunk};
+use crate::similar::{chunks, Bm25, Chunk, IdChunk};
 use crate::walk::{self, Skip, SkipCounts, WalkOptions};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ pub(crate) struct FileEntry {
     pub mtime_ns: u64,
     pub hash: [u8; 16],
     pub symbols: FileSymbols,
-    pub chunks: Vec<Chunk>,
+    pub chunks: Vec<IdChunk>,
 }
 
 /// A definition and the file it is in.
@@ -148,8 +148,13 @@ impl Index {
         &self.files
     }
 
+    pub(crate) fn vocabulary(&self) -> &[String] {
+        self.bm25.vocabulary()
+    }
+
     /// Rebuilds the derived tables from persisted entries.
-    pub(crate) fn restore(&mut self, files: BTreeMap<String, FileEntry>) {
+    pub(crate) fn restore(&mut self, terms: Vec<String>, files: BTreeMap<String, FileEntry>) {
+        self.bm25 = Bm25::with_vocabulary(terms);
         for (path, entry) in files {
             self.insert(path, entry);
         }
@@ -269,10 +274,10 @@ impl Index {
     }
 
     fn put(&mut self, rel: String, p: Parsed) {
-        let id = match self.take(&rel) {
-            Some(old) => old.id,
-            None => self.fresh_id(),
-        };
+        self.take(&rel);
+        // A fresh id even for a known file: its old postings die with the old id.
+        let id = self.fresh_id();
+        let chunks = self.bm25.intern(p.chunks);
         self.insert(
             rel,
             FileEntry {
@@ -281,7 +286,7 @@ impl Index {
                 mtime_ns: p.mtime_ns,
                 hash: p.hash,
                 symbols: p.symbols,
-                chunks: p.chunks,
+                chunks,
             },
         );
     }
@@ -297,6 +302,11 @@ impl Index {
         let Some(rel) = walk::relative(&self.root, &abs) else {
             return false;
         };
+        if !walk::is_candidate(&self.root, &abs) {
+            // Deleted, or ignored (a build output, a vendored or secret file).
+            self.take(&rel);
+            return false;
+        }
         let known = self.files.get(&rel).map(|e| e.hash);
         match read_and_parse(&abs, &self.opts, known.as_ref()) {
             Ok(Some(p)) => {
@@ -343,8 +353,10 @@ impl Index {
     /// A rename keeps the parsed content (same text, new path).
     pub fn rename(&mut self, from: &str, to: &str) -> bool {
         match self.take(from) {
-            Some(e) => {
+            Some(mut e) => {
                 self.take(to);
+                // Ids are never reused (see `Bm25`).
+                e.id = self.fresh_id();
                 self.insert(to.to_string(), e);
                 true
             }

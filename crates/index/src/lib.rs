@@ -15,6 +15,7 @@ pub mod resolve;
 pub mod similar;
 pub mod tokens;
 pub mod walk;
+pub mod watch;
 
 pub use error::{IndexError, Result};
 pub use extract::{DefKind, Definition, FileSymbols, Import};

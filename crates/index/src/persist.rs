@@ -12,7 +12,19 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"MOATIDX\0";
 /// Bump when `FileEntry` or the extraction queries change meaning.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+
+#[derive(serde::Serialize)]
+struct Saved<'a> {
+    terms: &'a [String],
+    files: &'a BTreeMap<String, FileEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct Loaded {
+    terms: Vec<String>,
+    files: BTreeMap<String, FileEntry>,
+}
 
 /// Where the index of `root` is kept under `cache_dir` (one file per repository).
 pub fn index_path(cache_dir: &Path, root: &Path) -> PathBuf {
@@ -35,8 +47,11 @@ pub fn save(index: &Index, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let body = postcard::to_stdvec(index.entries())
-        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let saved = Saved {
+        terms: index.vocabulary(),
+        files: index.entries(),
+    };
+    let body = postcard::to_stdvec(&saved).map_err(|e| io(std::io::Error::other(e.to_string())))?;
     let checksum = Sha256::digest(&body);
     let tmp = path.with_extension("idx.tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -59,13 +74,13 @@ pub fn save(index: &Index, path: &Path) -> Result<()> {
 pub fn load(root: &Path, opts: WalkOptions, path: &Path) -> Result<Index> {
     let mut index = Index::new(root, opts)?;
     match read(path) {
-        Ok(files) => index.restore(files),
+        Ok(l) => index.restore(l.terms, l.files),
         Err(why) => tracing::info!("{}: not used ({why}); indexing afresh", path.display()),
     }
     Ok(index)
 }
 
-fn read(path: &Path) -> std::result::Result<BTreeMap<String, FileEntry>, String> {
+fn read(path: &Path) -> std::result::Result<Loaded, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     if bytes.len() < 28 || &bytes[..8] != MAGIC {
         return Err("not an index file".into());

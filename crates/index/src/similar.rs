@@ -21,30 +21,41 @@ pub struct Chunk {
     pub len: u32,
 }
 
-/// Cuts `text` into windows (a file shorter than a window is one chunk).
+/// Cuts `text` into windows (a file shorter than a window is one chunk). Each line's terms
+/// are computed once, though every line is in two windows.
 pub fn chunks(text: &str) -> Vec<Chunk> {
-    let lines: Vec<&str> = text.lines().collect();
-    let n = lines.len() as u32;
+    let per_line: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| {
+            let mut v = Vec::new();
+            terms(l, &mut v);
+            v
+        })
+        .collect();
+    let n = per_line.len() as u32;
     let mut out = Vec::new();
     let mut start = 0u32;
     loop {
         let end = (start + WINDOW).min(n);
-        let mut all = Vec::new();
-        for l in &lines[start as usize..end as usize] {
-            terms(l, &mut all);
-        }
-        if !all.is_empty() {
-            let mut counts: HashMap<String, u32> = HashMap::new();
-            for t in &all {
-                *counts.entry(t.clone()).or_default() += 1;
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        let mut len = 0;
+        for line in &per_line[start as usize..end as usize] {
+            for t in line {
+                *counts.entry(t.as_str()).or_default() += 1;
+                len += 1;
             }
-            let mut terms: Vec<(String, u32)> = counts.into_iter().collect();
+        }
+        if len > 0 {
+            let mut terms: Vec<(String, u32)> = counts
+                .into_iter()
+                .map(|(t, n)| (t.to_string(), n))
+                .collect();
             terms.sort();
             out.push(Chunk {
                 start_line: start,
                 end_line: end.saturating_sub(1),
                 terms,
-                len: all.len() as u32,
+                len,
             });
         }
         if end >= n {
@@ -55,55 +66,134 @@ pub fn chunks(text: &str) -> Vec<Chunk> {
     out
 }
 
+/// A chunk as the index keeps it: terms as ids into the index's vocabulary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdChunk {
+    pub start_line: u32,
+    pub end_line: u32,
+    pub terms: Vec<(u32, u32)>,
+    pub len: u32,
+}
+
 /// Where a chunk lives: a file id (the index's) and the chunk's position in that file.
 pub type ChunkRef = (u32, u32);
 
+/// BM25 over chunks. Removing a file only forgets its chunks (`live`) and lowers the
+/// document frequencies; its postings are dropped lazily, in one pass once they outnumber
+/// the live ones. So an edit costs in proportion to the edited file, not to how common its
+/// words are (`self` or `return` have postings in every chunk). File ids are never reused,
+/// so a stale posting can never be mistaken for a new one.
 #[derive(Debug, Default)]
 pub struct Bm25 {
-    postings: HashMap<String, Vec<(ChunkRef, u32)>>,
-    lengths: HashMap<ChunkRef, u32>,
+    vocab: HashMap<String, u32>,
+    terms: Vec<String>,
+    postings: Vec<Vec<(ChunkRef, u32)>>,
+    df: Vec<u32>,
+    live: HashMap<ChunkRef, u32>,
     total_len: u64,
+    live_postings: usize,
+    stale_postings: usize,
 }
 
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
 
 impl Bm25 {
-    pub fn add(&mut self, file: u32, chunks: &[Chunk]) {
+    /// The vocabulary, in id order (persisted with the chunks that refer to it).
+    pub fn vocabulary(&self) -> &[String] {
+        &self.terms
+    }
+
+    /// Starts from a persisted vocabulary.
+    pub fn with_vocabulary(terms: Vec<String>) -> Self {
+        let vocab = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let n = terms.len();
+        Self {
+            vocab,
+            terms,
+            postings: vec![Vec::new(); n],
+            df: vec![0; n],
+            ..Default::default()
+        }
+    }
+
+    fn id(&mut self, term: String) -> u32 {
+        if let Some(id) = self.vocab.get(&term) {
+            return *id;
+        }
+        let id = self.terms.len() as u32;
+        self.terms.push(term.clone());
+        self.vocab.insert(term, id);
+        self.postings.push(Vec::new());
+        self.df.push(0);
+        id
+    }
+
+    pub fn intern(&mut self, chunks: Vec<Chunk>) -> Vec<IdChunk> {
+        chunks
+            .into_iter()
+            .map(|c| IdChunk {
+                start_line: c.start_line,
+                end_line: c.end_line,
+                len: c.len,
+                terms: c.terms.into_iter().map(|(t, n)| (self.id(t), n)).collect(),
+            })
+            .collect()
+    }
+
+    pub fn add(&mut self, file: u32, chunks: &[IdChunk]) {
         for (i, c) in chunks.iter().enumerate() {
             let key = (file, i as u32);
             for (t, n) in &c.terms {
-                self.postings.entry(t.clone()).or_default().push((key, *n));
+                let t = *t as usize;
+                if t >= self.postings.len() {
+                    // An id from a damaged file: ignore the term rather than panic.
+                    continue;
+                }
+                self.postings[t].push((key, *n));
+                self.df[t] += 1;
             }
-            self.lengths.insert(key, c.len);
+            self.live_postings += c.terms.len();
+            self.live.insert(key, c.len);
             self.total_len += c.len as u64;
         }
     }
 
-    /// Removes what `add(file, chunks)` added (the caller passes the same chunks).
-    pub fn remove(&mut self, file: u32, chunks: &[Chunk]) {
+    /// Forgets what `add(file, chunks)` added (the caller passes the same chunks).
+    pub fn remove(&mut self, file: u32, chunks: &[IdChunk]) {
         for (i, c) in chunks.iter().enumerate() {
             let key = (file, i as u32);
+            let Some(len) = self.live.remove(&key) else {
+                continue;
+            };
+            self.total_len -= len as u64;
             for (t, _) in &c.terms {
-                if let Some(p) = self.postings.get_mut(t) {
-                    p.retain(|(k, _)| *k != key);
-                    if p.is_empty() {
-                        self.postings.remove(t);
-                    }
+                if let Some(df) = self.df.get_mut(*t as usize) {
+                    *df -= 1;
                 }
             }
-            if let Some(len) = self.lengths.remove(&key) {
-                self.total_len -= len as u64;
+            self.live_postings -= c.terms.len();
+            self.stale_postings += c.terms.len();
+        }
+        if self.stale_postings > self.live_postings.max(1 << 16) {
+            let live = &self.live;
+            for p in &mut self.postings {
+                p.retain(|(k, _)| live.contains_key(k));
             }
+            self.stale_postings = 0;
         }
     }
 
     pub fn len(&self) -> usize {
-        self.lengths.len()
+        self.live.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
+        self.live.is_empty()
     }
 
     /// The `k` best chunks for `query`, best first, skipping those `skip` rejects.
@@ -117,24 +207,26 @@ impl Bm25 {
         terms(query, &mut q);
         q.sort();
         q.dedup();
-        let n = self.lengths.len() as f32;
+        let n = self.live.len() as f32;
         if n == 0.0 {
             return Vec::new();
         }
         let avg = self.total_len as f32 / n;
         let mut scores: HashMap<ChunkRef, f32> = HashMap::new();
         for t in &q {
-            let Some(p) = self.postings.get(t) else {
+            let Some(&id) = self.vocab.get(t) else {
                 continue;
             };
-            let df = p.len() as f32;
+            let df = self.df[id as usize] as f32;
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-            for (key, tf) in p {
+            for (key, tf) in &self.postings[id as usize] {
+                let Some(len) = self.live.get(key) else {
+                    continue; // stale
+                };
                 if skip(*key) {
                     continue;
                 }
-                let len = self.lengths[key] as f32;
-                let tf = *tf as f32;
+                let (len, tf) = (*len as f32, *tf as f32);
                 let s = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / avg));
                 *scores.entry(*key).or_default() += s;
             }
@@ -155,13 +247,31 @@ mod tests {
         let a = "def load_config(path):\n    return json.load(open(path))\n";
         let b = "def render_page(template):\n    return template.render()\n";
         let mut idx = Bm25::default();
-        idx.add(0, &chunks(a));
-        idx.add(1, &chunks(b));
+        let (ca, cb) = (idx.intern(chunks(a)), idx.intern(chunks(b)));
+        idx.add(0, &ca);
+        idx.add(1, &cb);
         let hits = idx.search("cfg = load_config(config_path)", 5, |_| false);
         assert_eq!(hits[0].0, (0, 0));
-        idx.remove(0, &chunks(a));
+        idx.remove(0, &ca);
         let hits = idx.search("load_config", 5, |_| false);
         assert!(hits.is_empty(), "{hits:?}");
+        assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn stale_postings_are_compacted_without_changing_results() {
+        let text: String = (0..40).map(|i| format!("term_{i} other_{i}\n")).collect();
+        let mut idx = Bm25::default();
+        let c = idx.intern(chunks(&text));
+        idx.add(0, &c);
+        let before = idx.search("term_3 other_7", 3, |_| false);
+        // Enough churn to pass the compaction threshold several times.
+        for id in 1..2000 {
+            idx.add(id, &c);
+            idx.remove(id, &c);
+        }
+        assert!(idx.stale_postings < 1 << 17);
+        assert_eq!(idx.search("term_3 other_7", 3, |_| false), before);
         assert_eq!(idx.len(), 1);
     }
 

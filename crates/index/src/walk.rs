@@ -64,15 +64,15 @@ const VENDORED_DIRS: [&str; 9] = [
     ".git",
 ];
 
-/// Candidate source files under `root` (relative paths with `/`), in a stable order.
-pub fn candidates(root: &Path) -> Vec<(String, PathBuf)> {
+fn walker(root: &Path, start: &Path, max_depth: Option<usize>) -> ignore::Walk {
     let mut ov = OverrideBuilder::new(root);
     for g in SECRET_GLOBS {
         // Adding a fixed, valid glob cannot fail.
         ov.add(&format!("!{g}")).expect("valid glob");
     }
     let overrides = ov.build().expect("valid overrides");
-    let walker = WalkBuilder::new(root)
+    WalkBuilder::new(start)
+        .max_depth(max_depth)
         .add_custom_ignore_filename(".moatignore")
         .require_git(false)
         .follow_links(false)
@@ -81,9 +81,13 @@ pub fn candidates(root: &Path) -> Vec<(String, PathBuf)> {
             !(e.file_type().is_some_and(|t| t.is_dir())
                 && VENDORED_DIRS.contains(&e.file_name().to_string_lossy().as_ref()))
         })
-        .build();
+        .build()
+}
+
+/// Candidate source files under `root` (relative paths with `/`), in a stable order.
+pub fn candidates(root: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
-    for entry in walker {
+    for entry in walker(root, root, None) {
         let entry = match entry {
             Ok(e) => e,
             Err(err) => {
@@ -102,6 +106,32 @@ pub fn candidates(root: &Path) -> Vec<(String, PathBuf)> {
     }
     out.sort();
     out
+}
+
+/// Whether the walk of `root` would yield `path` (for files reported one at a time, by a
+/// watcher or an editor): the same ignore files, secrets and vendored directories.
+pub fn is_candidate(root: &Path, path: &Path) -> bool {
+    let Some(rel) = relative(root, path) else {
+        return false;
+    };
+    let mut dir = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for p in &parts[..parts.len().saturating_sub(1)] {
+        if VENDORED_DIRS.contains(p) {
+            return false;
+        }
+        dir.push(p);
+        // An ignored directory hides everything below it.
+        if !walker(root, dir.parent().unwrap_or(root), Some(1))
+            .flatten()
+            .any(|e| e.path() == dir)
+        {
+            return false;
+        }
+    }
+    walker(root, dir.as_path(), Some(1))
+        .flatten()
+        .any(|e| e.path() == path && e.file_type().is_some_and(|t| t.is_file()))
 }
 
 /// `path` relative to `root`, with `/` separators; `None` outside the root.

@@ -234,3 +234,41 @@ fn a_file_deleted_before_it_is_read_is_just_gone() {
     assert_eq!(idx.stats().files, 0);
     assert!(!idx.update_file(&dir.path().join("never-existed.py")));
 }
+
+#[test]
+fn the_watcher_sees_files_change_outside_the_editor() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::write(root.join("a.py"), "def one():\n    pass\n").unwrap();
+    std::fs::write(root.join(".gitignore"), "build/\n").unwrap();
+    let mut idx = rebuilt(&root);
+    let w = moat_index::watch::Watcher::start(&root).unwrap();
+    std::fs::write(root.join("b.py"), "def made_outside():\n    pass\n").unwrap();
+    std::fs::create_dir(root.join("build")).unwrap();
+    std::fs::write(
+        root.join("build/gen.py"),
+        "def ignored_output():\n    pass\n",
+    )
+    .unwrap();
+    std::fs::remove_file(root.join("a.py")).unwrap();
+    // Events arrive asynchronously: collect until the changes are seen (or give up).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline
+        && (idx.definitions("made_outside").is_empty() || !idx.definitions("one").is_empty())
+    {
+        let paths = w.changed(
+            std::time::Duration::from_millis(500),
+            std::time::Duration::from_millis(50),
+        );
+        moat_index::watch::apply(&mut idx, &paths);
+    }
+    assert_eq!(idx.definitions("made_outside").len(), 1);
+    assert!(
+        idx.definitions("one").is_empty(),
+        "deleted file still indexed"
+    );
+    assert!(
+        idx.definitions("ignored_output").is_empty(),
+        "ignored file indexed"
+    );
+}

@@ -1,0 +1,161 @@
+//! `moat bench index DIR`: how fast the index builds, reloads and follows an edit, next to
+//! the limit that tree-sitter parsing alone sets on the same files.
+
+use anyhow::{bail, Context, Result};
+use moat_index::extract::Extractor;
+use moat_index::{persist, walk, Index, WalkOptions};
+use rayon::prelude::*;
+use serde_json::json;
+use std::cell::RefCell;
+use std::time::Instant;
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+thread_local! {
+    static PARSER: RefCell<Extractor> = RefCell::new(Extractor::new());
+}
+
+pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> {
+    let root = dir
+        .canonicalize()
+        .with_context(|| format!("{}", dir.display()))?;
+    if !root.is_dir() {
+        bail!("{} is not a directory", root.display());
+    }
+    // 1. The whole index, from nothing (as on first start).
+    let t = Instant::now();
+    let mut idx = Index::new(&root, WalkOptions::default())?;
+    let stats = idx.refresh();
+    let full_s = t.elapsed().as_secs_f64();
+    let rss_index = peak_rss_mb();
+
+    // 2. The limit: tree-sitter parsing alone, on the same files already in memory, on the
+    //    same threads.
+    let texts: Vec<(moat_index::Lang, String)> = idx
+        .paths()
+        .filter_map(|p| walk::read_source(&root.join(p), &WalkOptions::default()).ok())
+        .collect();
+    let bytes: usize = texts.iter().map(|(_, t)| t.len()).sum();
+    let t = Instant::now();
+    let parsed: usize = texts
+        .par_iter()
+        .map(|(lang, text)| {
+            PARSER.with(|p| p.borrow_mut().parse(*lang, text).map_or(0, |_| 1usize))
+        })
+        .sum();
+    let parse_s = t.elapsed().as_secs_f64();
+    drop(texts);
+
+    // 3. Persisted size and reload (load, then a refresh that finds nothing changed).
+    let cache = std::env::temp_dir().join(format!("moat-bench-index-{}", std::process::id()));
+    let file = persist::index_path(&cache, idx.root());
+    persist::save(&idx, &file)?;
+    let disk = std::fs::metadata(&file)?.len();
+    let t = Instant::now();
+    let mut back = persist::load(&root, WalkOptions::default(), &file)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let again = back.refresh();
+    let reload_s = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&cache);
+    if again.parsed != 0 {
+        bail!(
+            "reload re-parsed {} files of an unchanged repository",
+            again.parsed
+        );
+    }
+
+    // 4. One-file updates: an edit to a file under 2,000 lines, as typed in an editor.
+    let small: Vec<String> = idx
+        .paths()
+        .filter(|p| {
+            idx.file(p)
+                .is_some_and(|f| f.definitions.last().is_none_or(|d| d.end_line < 2000))
+        })
+        .map(String::from)
+        .collect();
+    let mut lat = Vec::new();
+    let step = (small.len() / updates.max(1)).max(1);
+    for (n, p) in small.iter().step_by(step).take(updates).enumerate() {
+        let Ok((lang, mut text)) = walk::read_source(&root.join(p), &WalkOptions::default()) else {
+            continue;
+        };
+        if text.lines().count() >= 2000 {
+            continue;
+        }
+        text.push_str(&format!("\n// edit {n}\n"));
+        let t = Instant::now();
+        idx.update_text(p, lang, &text);
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (p50, p95) = if lat.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        (percentile(&mut lat, 0.5), percentile(&mut lat, 0.95))
+    };
+    let mb = bytes as f64 / 1e6;
+    let ratio = parse_s / full_s;
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "dir": root.display().to_string(),
+                "threads": rayon::current_num_threads(),
+                "files": stats.files,
+                "mb": (mb * 10.0).round() / 10.0,
+                "definitions": stats.definitions,
+                "chunks": stats.chunks,
+                "skipped": stats.skipped,
+                "full_index_s": (full_s * 100.0).round() / 100.0,
+                "full_index_mb_s": (mb / full_s * 10.0).round() / 10.0,
+                "parse_only_s": (parse_s * 100.0).round() / 100.0,
+                "parse_only_mb_s": (mb / parse_s * 10.0).round() / 10.0,
+                "index_vs_parse_speed": (ratio * 100.0).round() / 100.0,
+                "parsed_files": parsed,
+                "peak_rss_mb_after_index": rss_index.map(f64::round),
+                "on_disk_mb": (disk as f64 / 1e5).round() / 10.0,
+                "load_s": (load_s * 1000.0).round() / 1000.0,
+                "reload_with_refresh_s": (reload_s * 1000.0).round() / 1000.0,
+                "update_ms_p50": (p50 * 100.0).round() / 100.0,
+                "update_ms_p95": (p95 * 100.0).round() / 100.0,
+                "updates": lat.len(),
+            })
+        );
+    } else {
+        println!(
+            "{} ({} threads)",
+            root.display(),
+            rayon::current_num_threads()
+        );
+        println!(
+            "{} files, {mb:.1} MB, {} definitions, {} chunks; skipped {:?}",
+            stats.files, stats.definitions, stats.chunks, stats.skipped
+        );
+        println!(
+            "full index   {full_s:.2} s ({:.1} MB/s); tree-sitter parsing alone {parse_s:.2} s ({:.1} MB/s): {ratio:.2}x",
+            mb / full_s,
+            mb / parse_s
+        );
+        if let Some(r) = rss_index {
+            println!("peak RSS     {r:.0} MB");
+        }
+        println!(
+            "on disk      {:.1} MB; load {load_s:.3} s, load + refresh {reload_s:.3} s",
+            disk as f64 / 1e6
+        );
+        println!(
+            "update       p50 {p50:.2} ms, p95 {p95:.2} ms over {} files",
+            lat.len()
+        );
+    }
+    Ok(())
+}
