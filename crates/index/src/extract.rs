@@ -176,14 +176,14 @@ struct RawDef<'t> {
 }
 
 pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
-    let query = lang.query();
+    let extraction = lang.query();
+    let query = &extraction.query;
     let names = query.capture_names();
     let src = text.as_bytes();
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(query, tree.root_node(), src);
     let mut raw: Vec<RawDef> = Vec::new();
     let mut imports = Vec::new();
-    let mut ident_ids: HashMap<&str, u32> = HashMap::new();
     let mut identifiers: Vec<String> = Vec::new();
     let mut uses: Vec<(u32, u32)> = Vec::new();
     while let Some(m) = matches.next() {
@@ -206,16 +206,6 @@ pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
                         });
                     }
                 }
-                "use" => {
-                    if let Ok(t) = node.utf8_text(src) {
-                        let next = identifiers.len() as u32;
-                        let id = *ident_ids.entry(t).or_insert_with(|| {
-                            identifiers.push(t.to_string());
-                            next
-                        });
-                        uses.push((node.start_position().row as u32, id));
-                    }
-                }
                 other => {
                     if let Some(kind) = other.strip_prefix("def.") {
                         def = Some((node, DefKind::from_capture(kind)));
@@ -236,6 +226,13 @@ pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
             }
         }
     }
+    collect_uses(
+        tree,
+        text,
+        &extraction.use_kinds,
+        &mut identifiers,
+        &mut uses,
+    );
     uses.sort_unstable();
     uses.dedup();
     imports.dedup();
@@ -246,6 +243,56 @@ pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
         identifiers,
         uses,
     }
+}
+
+/// Every node of the `kinds` in the tree, as `(line, identifier)`, by an iterative walk.
+fn collect_uses(
+    tree: &Tree,
+    text: &str,
+    kinds: &[u16],
+    identifiers: &mut Vec<String>,
+    uses: &mut Vec<(u32, u32)>,
+) {
+    let src = text.as_bytes();
+    // Line of a byte offset by binary search: cheaper than asking each node for its row.
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            src.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let mut ids: HashMap<&str, u32> = identifiers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let mut fresh: Vec<&str> = Vec::new();
+    let mut cursor = tree.walk();
+    'walk: loop {
+        let node = cursor.node();
+        // A use is recorded whole (a Kotlin identifier may have parts); others are entered.
+        if kinds.binary_search(&node.kind_id()).is_ok() {
+            if let Ok(t) = std::str::from_utf8(&src[node.start_byte()..node.end_byte()]) {
+                let next = (identifiers.len() + fresh.len()) as u32;
+                let id = *ids.entry(t).or_insert_with(|| {
+                    fresh.push(t);
+                    next
+                });
+                let line = line_starts.partition_point(|s| *s <= node.start_byte()) - 1;
+                uses.push((line as u32, id));
+            }
+        } else if cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+    identifiers.extend(fresh.into_iter().map(String::from));
 }
 
 /// One definition per node (the earliest pattern wins), scopes from nesting, and methods

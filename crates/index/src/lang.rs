@@ -119,20 +119,57 @@ impl Lang {
         }
     }
 
-    /// The compiled extraction query (compiled once per process).
-    pub fn query(self) -> &'static Query {
-        static QUERIES: OnceLock<Vec<Query>> = OnceLock::new();
-        let all = QUERIES.get_or_init(|| {
-            ALL.iter()
-                .map(|l| {
-                    // The queries ship inside the binary and a test compiles every one, so a
-                    // failure here is a build defect, not a user error.
-                    Query::new(&l.grammar(), l.query_source())
-                        .unwrap_or_else(|e| panic!("query for {l:?}: {e}"))
-                })
-                .collect()
-        });
+    /// The compiled extraction query (compiled once per process), without its `@use`
+    /// patterns, and the node kinds those patterns name.
+    ///
+    /// Why split: every identifier would be a query match, and tree-sitter's query engine
+    /// spent more time producing those matches than parsing the file. A plain walk over
+    /// the tree collects the same nodes for a fraction of that; the kinds still come from
+    /// the query file.
+    pub fn query(self) -> &'static Extraction {
+        static QUERIES: OnceLock<Vec<Extraction>> = OnceLock::new();
+        let all = QUERIES.get_or_init(|| ALL.iter().map(|l| Extraction::new(*l)).collect());
         &all[ALL.iter().position(|l| *l == self).expect("in ALL")]
+    }
+}
+
+pub struct Extraction {
+    pub query: Query,
+    /// Node kind ids whose nodes are identifier uses.
+    pub use_kinds: Vec<u16>,
+}
+
+impl Extraction {
+    fn new(lang: Lang) -> Self {
+        let source = lang.query_source();
+        let grammar = lang.grammar();
+        // The queries ship inside the binary and a test compiles every one, so a failure
+        // here is a build defect, not a user error.
+        let mut query =
+            Query::new(&grammar, source).unwrap_or_else(|e| panic!("query for {lang:?}: {e}"));
+        let mut use_kinds = Vec::new();
+        for i in 0..query.pattern_count() {
+            let start = query.start_byte_for_pattern(i);
+            let end = query.end_byte_for_pattern(i);
+            let text = source[start..end].trim();
+            // `(kind) @use`: a single node kind captured as a use.
+            if let Some(kind) = text
+                .strip_suffix("@use")
+                .map(str::trim)
+                .and_then(|t| t.strip_prefix('('))
+                .and_then(|t| t.strip_suffix(')'))
+            {
+                let id = grammar.id_for_node_kind(kind.trim(), true);
+                assert!(
+                    id != 0,
+                    "{lang:?}: unknown node kind {kind} in a @use pattern"
+                );
+                use_kinds.push(id);
+                query.disable_pattern(i);
+            }
+        }
+        use_kinds.sort_unstable();
+        Self { query, use_kinds }
     }
 }
 
@@ -144,6 +181,10 @@ mod tests {
     fn every_query_compiles_against_its_grammar() {
         for l in ALL {
             Query::new(&l.grammar(), l.query_source()).unwrap_or_else(|e| panic!("{l:?}: {e}"));
+            assert!(
+                !l.query().use_kinds.is_empty(),
+                "{l:?} has no @use patterns"
+            );
         }
     }
 }
