@@ -1,6 +1,7 @@
 //! `moat bench index DIR`: how fast the index builds, reloads and follows an edit, next to
 //! the limit that tree-sitter parsing alone sets on the same files.
 
+use crate::bench::peak_rss_mb;
 use anyhow::{bail, Context, Result};
 use moat_index::extract::Extractor;
 use moat_index::{persist, walk, Index, WalkOptions};
@@ -8,13 +9,6 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::cell::RefCell;
 use std::time::Instant;
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
