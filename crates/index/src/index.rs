@@ -72,7 +72,9 @@ pub struct Index {
     files: BTreeMap<String, FileEntry>,
     by_id: HashMap<u32, String>,
     next_id: u32,
-    by_name: HashMap<String, Vec<(String, u32)>>,
+    /// Name → (file id, definition index): ids, not paths, so that loading half a million
+    /// definitions does not copy a path for each.
+    by_name: HashMap<String, Vec<(u32, u32)>>,
     bm25: Bm25,
     go_module: Option<String>,
     skipped: SkipCounts,
@@ -166,7 +168,7 @@ impl Index {
             self.by_name
                 .entry(d.name.clone())
                 .or_default()
-                .push((path.clone(), i as u32));
+                .push((entry.id, i as u32));
         }
         self.bm25.add(entry.id, &entry.chunks);
         self.by_id.insert(entry.id, path.clone());
@@ -177,7 +179,7 @@ impl Index {
         let entry = self.files.remove(path)?;
         for d in &entry.symbols.definitions {
             if let Some(v) = self.by_name.get_mut(&d.name) {
-                v.retain(|(p, _)| p != path);
+                v.retain(|(id, _)| *id != entry.id);
                 if v.is_empty() {
                     self.by_name.remove(&d.name);
                 }
@@ -383,7 +385,8 @@ impl Index {
         self.files.keys().map(String::as_str)
     }
 
-    fn hit(&self, path: &str, i: u32) -> Option<DefHit> {
+    fn hit(&self, id: u32, i: u32) -> Option<DefHit> {
+        let path = self.by_id.get(&id)?;
         let def = self.files.get(path)?.symbols.definitions.get(i as usize)?;
         Some(DefHit {
             path: path.to_string(),
@@ -404,7 +407,7 @@ impl Index {
             .get(simple)
             .into_iter()
             .flatten()
-            .filter_map(|(p, i)| self.hit(p, *i))
+            .filter_map(|(id, i)| self.hit(*id, *i))
             .filter(|h| {
                 scope.is_none_or(|s| h.def.scope == s || h.def.scope.ends_with(&format!(".{s}")))
             })
