@@ -4,7 +4,9 @@
 
 use crate::tokens::terms;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+// Term and chunk keys are hashed millions of times while indexing; they come from the
+// repository, not from an adversary, so a fast non-cryptographic hash is the right trade.
+use rustc_hash::FxHashMap as HashMap;
 
 /// Window length and step, in lines: 40-line windows every 20 lines, so every line is in two
 /// windows and a function of up to ~20 lines is whole in at least one.
@@ -37,7 +39,7 @@ pub fn chunks(text: &str) -> Vec<Chunk> {
     let mut start = 0u32;
     loop {
         let end = (start + WINDOW).min(n);
-        let mut counts: HashMap<&str, u32> = HashMap::new();
+        let mut counts: HashMap<&str, u32> = HashMap::default();
         let mut len = 0;
         for line in &per_line[start as usize..end as usize] {
             for t in line {
@@ -212,7 +214,7 @@ impl Bm25 {
             return Vec::new();
         }
         let avg = self.total_len as f32 / n;
-        let mut scores: HashMap<ChunkRef, f32> = HashMap::new();
+        let mut scores: HashMap<ChunkRef, f32> = HashMap::default();
         for t in &q {
             let Some(&id) = self.vocab.get(t) else {
                 continue;
