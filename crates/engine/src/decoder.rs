@@ -15,9 +15,9 @@ use candle_core::{DType, Device, Module, Storage, Tensor};
 pub const PREFILL_CHUNK: usize = 256;
 
 /// A weight matrix. On the CPU, Q5_0 and Q8_0 go through our own kernels (`qmat`): for
-/// several rows (prefill) they reuse each unpacked weight block for four rows, and for one row
-/// (decoding) Q5_0 streams at memory speed where candle's Q5_0 code is scalar. Other formats
-/// (Q4_K, Q6_K) and other devices use candle's.
+/// several rows (prefill) they reuse each unpacked weight block for several rows, and for one
+/// row (decoding) Q5_0 streams at memory speed where candle's Q5_0 code is scalar. Other
+/// formats (Q4_K, Q6_K) and other devices use candle's.
 struct Weight {
     candle: QMatMul,
     own: Option<QMat>,
