@@ -8,7 +8,7 @@
 //! and scales (5 bytes per weight column) stay in L1 for K = 896. Decoding (one row) runs
 //! at memory speed with this; prefill does far fewer instructions per product than AVX2.
 
-use super::{unpack_scalar, QAct, WeightFormat, QK};
+use super::{block_dot_scalar, QAct, WeightFormat, QK};
 use std::arch::x86_64::*;
 
 const PAIR_BYTES: usize = 44;
@@ -124,12 +124,9 @@ unsafe fn tile<const T: usize>(
     }
     if nb % 2 == 1 {
         let b = nb - 1;
-        let (wq, dw) = unpack_scalar(WeightFormat::Q5_0, &w[b * 22..b * 22 + 22]);
+        let blk = &w[b * 22..b * 22 + 22];
         for (t, o) in out.iter_mut().enumerate().take(T) {
-            let row = i0 + t;
-            let xq = &act.qs[row * k + b * QK..row * k + (b + 1) * QK];
-            let dot: i32 = wq.iter().zip(xq).map(|(a, c)| *a as i32 * *c as i32).sum();
-            *o += dot as f32 * dw * act.d[row * nb + b];
+            *o += block_dot_scalar(WeightFormat::Q5_0, blk, act, i0 + t, b, nb);
         }
     }
 }

@@ -243,6 +243,22 @@ fn unpack_scalar(format: WeightFormat, b: &[u8]) -> ([i8; QK], f32) {
     (w, d)
 }
 
+/// Weight block `b` (its bytes `blk`) times the same block of activation row `row`, scaled.
+fn block_dot_scalar(
+    format: WeightFormat,
+    blk: &[u8],
+    act: &QAct,
+    row: usize,
+    b: usize,
+    nb: usize,
+) -> f32 {
+    let (wq, dw) = unpack_scalar(format, blk);
+    let start = (row * nb + b) * QK;
+    let xq = &act.qs[start..start + QK];
+    let dot: i32 = wq.iter().zip(xq).map(|(a, c)| *a as i32 * *c as i32).sum();
+    dot as f32 * dw * act.d[row * nb + b]
+}
+
 fn row_dot(
     format: WeightFormat,
     w: &[u8],
@@ -258,7 +274,10 @@ fn row_dot(
         unsafe { avx2::row_dot(format, w, nb, act, m, k, out) }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    row_dot_scalar(format, w, nb, act, m, k, out)
+    {
+        let _ = k; // the scalar code indexes by block
+        row_dot_scalar(format, w, nb, act, m, out)
+    }
 }
 
 /// Reference implementation, for tests and other architectures.
@@ -269,17 +288,13 @@ fn row_dot_scalar(
     nb: usize,
     act: &QAct,
     m: usize,
-    k: usize,
     out: &mut [f32],
 ) {
     let bb = format.block_bytes();
     for (i, o) in out.iter_mut().enumerate().take(m) {
         let mut sum = 0f32;
         for b in 0..nb {
-            let (wq, dw) = unpack_scalar(format, &w[b * bb..(b + 1) * bb]);
-            let xq = &act.qs[i * k + b * QK..i * k + (b + 1) * QK];
-            let dot: i32 = wq.iter().zip(xq).map(|(a, c)| *a as i32 * *c as i32).sum();
-            sum += dot as f32 * dw * act.d[i * nb + b];
+            sum += block_dot_scalar(format, &w[b * bb..(b + 1) * bb], act, i, b, nb);
         }
         *o = sum;
     }
@@ -412,7 +427,6 @@ mod tests {
                         k / QK,
                         &act,
                         m,
-                        k,
                         &mut out,
                     );
                     for i in 0..m {
