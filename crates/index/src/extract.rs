@@ -105,13 +105,20 @@ pub struct FileSymbols {
     pub lang: Lang,
     pub definitions: Vec<Definition>,
     pub imports: Vec<Import>,
+}
+
+/// The identifier uses of one text, by line. Computed on demand for the document being
+/// edited, never for the whole repository: only the code near a cursor is asked what it
+/// refers to, and the bulk index is faster and smaller without them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Uses {
     /// The distinct identifiers of the file; `uses` points into it.
     pub identifiers: Vec<String>,
     /// `(line, identifier)` for every identifier use, sorted, without repeats per line.
     pub uses: Vec<(u32, u32)>,
 }
 
-impl FileSymbols {
+impl Uses {
     /// Identifiers used on lines `first..=last` (0-based), each once.
     pub fn identifiers_in(&self, first: u32, last: u32) -> Vec<&str> {
         let start = self.uses.partition_point(|(l, _)| *l < first);
@@ -163,6 +170,15 @@ impl Extractor {
         let tree = self.parse(lang, text)?;
         Some(extract_tree(lang, text, &tree))
     }
+
+    /// Symbols and identifier uses from one parse.
+    pub fn extract_with_uses(&mut self, lang: Lang, text: &str) -> Option<(FileSymbols, Uses)> {
+        let tree = self.parse(lang, text)?;
+        Some((
+            extract_tree(lang, text, &tree),
+            uses_of_tree(lang, text, &tree),
+        ))
+    }
 }
 
 struct RawDef<'t> {
@@ -184,8 +200,6 @@ pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
     let mut matches = cursor.matches(query, tree.root_node(), src);
     let mut raw: Vec<RawDef> = Vec::new();
     let mut imports = Vec::new();
-    let mut identifiers: Vec<String> = Vec::new();
-    let mut uses: Vec<(u32, u32)> = Vec::new();
     while let Some(m) = matches.next() {
         let mut def: Option<(Node, Option<DefKind>)> = None;
         let (mut name, mut body, mut receiver) = (None, None, None);
@@ -226,23 +240,27 @@ pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
             }
         }
     }
-    collect_uses(
-        tree,
-        text,
-        &extraction.use_kinds,
-        &mut identifiers,
-        &mut uses,
-    );
-    uses.sort_unstable();
-    uses.dedup();
     imports.dedup();
     FileSymbols {
         lang,
         definitions: resolve_definitions(raw, src),
         imports,
-        identifiers,
-        uses,
     }
+}
+
+/// The identifier uses of a parsed text (the node kinds captured `@use` in the query).
+pub fn uses_of_tree(lang: Lang, text: &str, tree: &Tree) -> Uses {
+    let mut u = Uses::default();
+    collect_uses(
+        tree,
+        text,
+        &lang.query().use_kinds,
+        &mut u.identifiers,
+        &mut u.uses,
+    );
+    u.uses.sort_unstable();
+    u.uses.dedup();
+    u
 }
 
 /// Every node of the `kinds` in the tree, as `(line, identifier)`, by an iterative walk.

@@ -2,7 +2,7 @@
 //! postings built from them, kept in step with the files one file at a time.
 
 use crate::error::{IndexError, Result};
-use crate::extract::{Definition, Extractor, FileSymbols, Import};
+use crate::extract::{Definition, Extractor, FileSymbols, Import, Uses};
 use crate::lang::Lang;
 use crate::resolve::{self, FileSet};
 use crate::similar::{chunks, Bm25, Chunk, IdChunk};
@@ -11,7 +11,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+// Names and ids are hashed half a million times on a restart; they come from the
+// repository, so a fast non-cryptographic hash is the right trade (as in `similar`).
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -78,6 +81,8 @@ pub struct Index {
     bm25: Bm25,
     go_module: Option<String>,
     skipped: SkipCounts,
+    /// Uses of the documents last given to `update_text`, by path: (content hash, uses).
+    open_uses: Vec<(String, [u8; 16], Uses)>,
 }
 
 thread_local! {
@@ -107,11 +112,19 @@ fn analyse(lang: Lang, text: &str) -> (FileSymbols, Vec<Chunk>) {
             lang,
             definitions: Vec::new(),
             imports: Vec::new(),
-            identifiers: Vec::new(),
-            uses: Vec::new(),
         });
     (symbols, chunks(text))
 }
+
+fn uses_of(lang: Lang, text: &str) -> Uses {
+    EXTRACTOR
+        .with(|e| e.borrow_mut().extract_with_uses(lang, text))
+        .map(|(_, u)| u)
+        .unwrap_or_default()
+}
+
+/// Open documents whose uses are kept (the ones being edited, most recent last).
+const OPEN_USES: usize = 16;
 
 impl Index {
     /// An empty index of `root` (see `refresh` and `persist::load`).
@@ -133,12 +146,13 @@ impl Index {
             root,
             opts,
             files: BTreeMap::new(),
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             next_id: 0,
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             bm25: Bm25::default(),
             go_module,
             skipped: SkipCounts::new(),
+            open_uses: Vec::new(),
         })
     }
 
@@ -155,11 +169,30 @@ impl Index {
     }
 
     /// Rebuilds the derived tables from persisted entries.
+    /// The two tables are independent, so they are built side by side.
     pub(crate) fn restore(&mut self, terms: Vec<String>, files: BTreeMap<String, FileEntry>) {
-        self.bm25 = Bm25::with_vocabulary(terms);
-        for (path, entry) in files {
-            self.insert(path, entry);
-        }
+        let (bm25, by_name) = rayon::join(
+            || Bm25::restore(terms, files.values().map(|e| (e.id, e.chunks.as_slice()))),
+            || {
+                let mut by_name: HashMap<String, Vec<(u32, u32)>> = HashMap::default();
+                for e in files.values() {
+                    for (i, d) in e.symbols.definitions.iter().enumerate() {
+                        match by_name.get_mut(d.name.as_str()) {
+                            Some(v) => v.push((e.id, i as u32)),
+                            None => {
+                                by_name.insert(d.name.clone(), vec![(e.id, i as u32)]);
+                            }
+                        }
+                    }
+                }
+                by_name
+            },
+        );
+        self.bm25 = bm25;
+        self.by_name = by_name;
+        self.by_id = files.iter().map(|(p, e)| (e.id, p.clone())).collect();
+        self.next_id = files.values().map(|e| e.id + 1).max().unwrap_or(0);
+        self.files = files;
     }
 
     fn insert(&mut self, path: String, entry: FileEntry) {
@@ -327,10 +360,23 @@ impl Index {
     /// Indexes an open document's current (unsaved) text under its repository path.
     pub fn update_text(&mut self, rel: &str, lang: Lang, text: &str) {
         let h = hash(text.as_bytes());
+        if self.files.get(rel).is_some_and(|e| e.hash == h) && self.open_uses(rel, &h).is_some() {
+            return;
+        }
+        let Some((symbols, uses)) =
+            EXTRACTOR.with(|e| e.borrow_mut().extract_with_uses(lang, text))
+        else {
+            return;
+        };
+        self.open_uses.retain(|(p, _, _)| p != rel);
+        if self.open_uses.len() >= OPEN_USES {
+            self.open_uses.remove(0);
+        }
+        self.open_uses.push((rel.to_string(), h, uses));
         if self.files.get(rel).is_some_and(|e| e.hash == h) {
             return;
         }
-        let (symbols, chunks) = analyse(lang, text);
+        let chunks = chunks(text);
         let (size, mtime) = self
             .files
             .get(rel)
@@ -427,12 +473,17 @@ impl Index {
         first: u32,
         last: u32,
     ) -> Vec<DefHit> {
-        let symbols = match self.files.get(rel) {
-            Some(e) if e.hash == hash(text.as_bytes()) => e.symbols.clone(),
-            _ => analyse(lang, text).0,
+        let h = hash(text.as_bytes());
+        let computed;
+        let uses = match self.open_uses(rel, &h) {
+            Some(u) => u,
+            None => {
+                computed = uses_of(lang, text);
+                &computed
+            }
         };
         let mut out = Vec::new();
-        for name in symbols.identifiers_in(first, last) {
+        for name in uses.identifiers_in(first, last) {
             for h in self.definitions(name) {
                 let inside = h.path == rel && h.def.start_line >= first && h.def.end_line <= last;
                 if !inside {
@@ -441,6 +492,13 @@ impl Index {
             }
         }
         out
+    }
+
+    fn open_uses(&self, rel: &str, h: &[u8; 16]) -> Option<&Uses> {
+        self.open_uses
+            .iter()
+            .find(|(p, ph, _)| p == rel && ph == h)
+            .map(|(_, _, u)| u)
     }
 
     /// The imports of a file and the repository files they resolve to.

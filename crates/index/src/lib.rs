@@ -18,7 +18,7 @@ pub mod walk;
 pub mod watch;
 
 pub use error::{IndexError, Result};
-pub use extract::{DefKind, Definition, FileSymbols, Import};
+pub use extract::{DefKind, Definition, Extractor, FileSymbols, Import, Uses};
 pub use index::{DefHit, Index, ResolvedImport, SimilarHit, Stats};
 pub use lang::Lang;
 pub use walk::{Skip, WalkOptions};

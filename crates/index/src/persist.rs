@@ -5,6 +5,7 @@
 use crate::error::{IndexError, Result};
 use crate::index::{FileEntry, Index};
 use crate::walk::WalkOptions;
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,15 +13,21 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"MOATIDX\0";
 /// Bump when `FileEntry` or the extraction queries change meaning.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
-#[derive(serde::Serialize)]
-struct Saved<'a> {
-    terms: &'a [String],
-    files: &'a BTreeMap<String, FileEntry>,
+/// The body: the vocabulary and the files, each in separately encoded parts, so that a
+/// restart decodes them on all cores.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    terms: &'a [u8],
+    #[serde(borrow)]
+    shards: Vec<&'a [u8]>,
 }
 
-#[derive(serde::Deserialize)]
+/// Files per encoded part.
+const SHARD: usize = 512;
+
 struct Loaded {
     terms: Vec<String>,
     files: BTreeMap<String, FileEntry>,
@@ -47,11 +54,19 @@ pub fn save(index: &Index, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let saved = Saved {
-        terms: index.vocabulary(),
-        files: index.entries(),
-    };
-    let body = postcard::to_stdvec(&saved).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let encode_err = |e: postcard::Error| io(std::io::Error::other(e.to_string()));
+    let terms = postcard::to_stdvec(index.vocabulary()).map_err(encode_err)?;
+    let files: Vec<(&String, &FileEntry)> = index.entries().iter().collect();
+    let shards = files
+        .chunks(SHARD)
+        .map(postcard::to_stdvec)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(encode_err)?;
+    let body = postcard::to_stdvec(&Body {
+        terms: &terms,
+        shards: shards.iter().map(Vec::as_slice).collect(),
+    })
+    .map_err(encode_err)?;
     let checksum = Sha256::digest(&body);
     let tmp = path.with_extension("idx.tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -90,8 +105,30 @@ fn read(path: &Path) -> std::result::Result<Loaded, String> {
         return Err(format!("version {version}, this build reads {VERSION}"));
     }
     let body = &bytes[28..];
-    if Sha256::digest(body)[..16] != bytes[12..28] {
+    // The checksum is computed beside the decoding; a mismatch discards what was decoded.
+    let (sum, decoded) = rayon::join(|| Sha256::digest(body), || decode(body));
+    if sum[..16] != bytes[12..28] {
         return Err("checksum mismatch".into());
     }
-    postcard::from_bytes(body).map_err(|e| e.to_string())
+    decoded
+}
+
+fn decode(body: &[u8]) -> std::result::Result<Loaded, String> {
+    let body: Body = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+    let (terms, shards) = rayon::join(
+        || postcard::from_bytes::<Vec<String>>(body.terms),
+        || {
+            body.shards
+                .par_iter()
+                .map(|s| postcard::from_bytes::<Vec<(String, FileEntry)>>(s))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        },
+    );
+    let terms = terms.map_err(|e| e.to_string())?;
+    let files = shards
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Loaded { terms, files })
 }

@@ -123,6 +123,45 @@ impl Bm25 {
         }
     }
 
+    /// Rebuilds the postings of persisted files in one pass per table (a restart's work):
+    /// the postings are sized by a counting pass first, so none of them grows by copies.
+    pub fn restore<'a>(
+        terms: Vec<String>,
+        files: impl Iterator<Item = (u32, &'a [IdChunk])> + Clone,
+    ) -> Self {
+        let mut b = Self::with_vocabulary(terms);
+        let n = b.terms.len();
+        for (_, chunks) in files.clone() {
+            for c in chunks {
+                for (t, _) in &c.terms {
+                    if let Some(df) = b.df.get_mut(*t as usize) {
+                        *df += 1;
+                    }
+                }
+            }
+        }
+        for (p, df) in b.postings.iter_mut().zip(&b.df) {
+            p.reserve_exact(*df as usize);
+        }
+        let chunks: usize = files.clone().map(|(_, c)| c.len()).sum();
+        b.live.reserve(chunks);
+        for (file, chunks) in files {
+            for (i, c) in chunks.iter().enumerate() {
+                let key = (file, i as u32);
+                for (t, count) in &c.terms {
+                    if (*t as usize) < n {
+                        b.postings[*t as usize].push((key, *count));
+                    }
+                }
+                // As `add` counts them, so that `remove` balances.
+                b.live_postings += c.terms.len();
+                b.live.insert(key, c.len);
+                b.total_len += c.len as u64;
+            }
+        }
+        b
+    }
+
     fn id(&mut self, term: String) -> u32 {
         if let Some(id) = self.vocab.get(&term) {
             return *id;

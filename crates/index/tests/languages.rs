@@ -3,7 +3,7 @@
 //! project, and record identifier uses. Expectations are data: (name, kind, scope,
 //! signature start).
 
-use moat_index::{DefKind, Index, Lang, WalkOptions};
+use moat_index::{DefKind, Extractor, Index, Lang, WalkOptions};
 use std::path::Path;
 
 struct Case {
@@ -82,8 +82,10 @@ fn check(case: &Case) {
         }
     }
     for (file, line, ident) in case.uses {
-        let syms = idx.file(file).unwrap();
-        let used = syms.identifiers_in(*line, *line);
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        let lang = Lang::from_path(Path::new(file)).unwrap();
+        let (_, uses) = Extractor::new().extract_with_uses(lang, &text).unwrap();
+        let used = uses.identifiers_in(*line, *line);
         assert!(
             used.contains(ident),
             "{file}:{line}: uses {used:?}, want {ident}"
@@ -373,5 +375,13 @@ fn referenced_definitions_come_from_the_unsaved_text() {
     );
     // `load` is defined inside the range itself: not context.
     assert!(!hits.iter().any(|h| h.def.name == "load"));
-    let _ = Path::new(".");
+    // Once the editor has sent the text, the uses kept for it give the same answer.
+    idx.update_text("main.py", Lang::Python, text);
+    let kept = idx.referenced_definitions("main.py", Lang::Python, text, 2, 3);
+    assert_eq!(kept, hits);
+    // A newer text than the kept one is read afresh, not answered from the old uses.
+    let newer = "def go(f):\n    return load(f)\n";
+    let hits = idx.referenced_definitions("main.py", Lang::Python, newer, 0, 1);
+    assert!(!hits.iter().any(|h| h.def.name == "parse_row"), "{hits:?}");
+    assert!(hits.iter().any(|h| h.def.name == "load"), "{hits:?}");
 }
