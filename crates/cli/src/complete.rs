@@ -1,5 +1,7 @@
 use anyhow::{anyhow, bail, Context, Result};
-use moat_engine::{CancelFlag, DeviceChoice, Engine, EngineOptions, FimPrompt, GenerateParams};
+use moat_context::post::Post;
+use moat_context::{Assembler, Budget, ContextMode, Request};
+use moat_engine::{CancelFlag, DeviceChoice, Engine, EngineOptions, Flow, GenerateParams};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -15,13 +17,19 @@ pub struct Args {
     /// cpu, cuda[:N] or metal[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Prompt budget for the text before the cursor, in tokens.
-    #[arg(long, default_value_t = 1024)]
-    prefix_tokens: usize,
-    /// Prompt budget for the text after the cursor, in tokens.
-    #[arg(long, default_value_t = 512)]
-    suffix_tokens: usize,
-    /// Print {"text", "timings"} as JSON.
+    /// Prompt budget in tokens, markup and context included.
+    #[arg(long, default_value_t = Budget::default().total)]
+    budget: usize,
+    /// What the prompt draws on: none (text before the cursor), file, or repo.
+    #[arg(long, default_value = "repo")]
+    context: String,
+    /// The repository (default: the git work tree around FILE, else FILE's directory).
+    #[arg(long)]
+    repo: Option<PathBuf>,
+    /// Print the sources that went into the prompt, with their token counts.
+    #[arg(long)]
+    explain: bool,
+    /// Print {"text", "timings", "sources"} as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -82,7 +90,28 @@ pub fn run(args: Args) -> Result<()> {
     let (file, line, col) = parse_location(&args.location)?;
     let text = read_source(&file)?;
     let offset = cursor_offset(&text, line, col)?;
+    let mode = ContextMode::from_name(&args.context)
+        .with_context(|| format!("unknown context mode `{}` (none, file, repo)", args.context))?;
     let device: DeviceChoice = args.device.parse()?;
+    let abs = file
+        .canonicalize()
+        .with_context(|| format!("{}", file.display()))?;
+    let root = match &args.repo {
+        Some(r) => crate::index::repo_root(Some(r))?,
+        None => crate::index::repo_root(abs.parent())?,
+    }
+    .canonicalize()?;
+    let rel = abs
+        .strip_prefix(&root)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_else(|_| file.display().to_string());
+    let lang = moat_index::Lang::from_path(&abs);
+    // The index only when the prompt draws on it; `none` and `file` stay instant.
+    let index = if mode == ContextMode::Repo {
+        Some(crate::index::open(&root)?.0)
+    } else {
+        None
+    };
     let model = crate::model::resolve(args.model.as_deref())?;
     let mut engine = Engine::load(
         &model,
@@ -92,29 +121,54 @@ pub fn run(args: Args) -> Result<()> {
         },
     )
     .with_context(|| format!("loading {}", model.display()))?;
-    let (prefix, suffix) = moat_engine::fim::clip_window(
-        engine.tokenizer(),
-        &text[..offset],
-        &text[offset..],
-        args.prefix_tokens,
-        args.suffix_tokens,
+    let assembled = Assembler {
+        tok: engine.tokenizer(),
+        format: engine.fim_format(),
+        repo_name: root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repo".into()),
+        budget: Budget {
+            total: args.budget,
+            ..Budget::default()
+        },
+    }
+    .assemble(
+        &Request {
+            path: &rel,
+            lang,
+            text: &text,
+            cursor: offset,
+            recent: &[],
+        },
+        index.as_ref(),
+        mode,
     )?;
-    let prompt = FimPrompt {
-        prefix,
-        suffix,
-        path: Some(file.display().to_string()),
-        ..Default::default()
-    };
+    let prompt = &assembled.prompt;
+    let post = Post::new(lang, &prompt.prefix, &prompt.suffix);
     let params = GenerateParams {
         max_tokens: args.max_tokens,
         ..Default::default()
     };
-    let gen = engine.complete(&prompt, &params, &CancelFlag::new(), &mut |_| {})?;
+    let tokens = engine.render_fim(prompt)?;
+    let gen = engine.generate(
+        &tokens,
+        &params,
+        &CancelFlag::new(),
+        &mut |t| match post.end(t) {
+            Some(cut) => Flow::StopAt(cut),
+            None => Flow::Continue,
+        },
+    )?;
+    let completion = post.finish(&gen.text);
     if args.json {
         let t = &gen.timings;
         let out = json!({
-            "text": gen.text,
+            "text": completion,
+            "raw": gen.text,
             "stop": format!("{:?}", gen.stop),
+            "prompt_tokens": assembled.tokens,
+            "sources": assembled.sources,
             "timings": {
                 "load_ms": engine.info().load_ms,
                 "prompt_tokens": t.prompt_tokens,
@@ -125,9 +179,30 @@ pub fn run(args: Args) -> Result<()> {
             }
         });
         println!("{out}");
-    } else {
-        println!("{}", gen.text);
+        return Ok(());
     }
+    if args.explain {
+        println!(
+            "prompt: {} of {} tokens ({} mode)",
+            assembled.tokens,
+            args.budget,
+            mode.name()
+        );
+        println!("{:<12} {:>7} {:>7}  source", "kind", "tokens", "score");
+        for s in &assembled.sources {
+            println!(
+                "{:<12} {:>7} {:>7.4}  {}:{}-{}",
+                s.kind,
+                s.tokens,
+                s.score,
+                s.path,
+                s.start_line + 1,
+                s.end_line + 1
+            );
+        }
+        println!("---");
+    }
+    println!("{completion}");
     Ok(())
 }
 

@@ -37,7 +37,7 @@ pub struct SimilarArgs {
 }
 
 /// The repository root for `dir`: its git work tree if it is in one, else `dir` itself.
-fn repo_root(dir: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn repo_root(dir: Option<&Path>) -> Result<PathBuf> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::current_dir()?,
@@ -55,7 +55,7 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Loads the persisted index, refreshes it against the files, and saves it back.
-fn open(root: &Path) -> Result<(Index, moat_index::Stats)> {
+pub(crate) fn open(root: &Path) -> Result<(Index, moat_index::Stats)> {
     let root = root
         .canonicalize()
         .with_context(|| format!("{}", root.display()))?;

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_index;
 mod complete;
+mod eval;
 mod index;
 mod model;
 mod progress;
@@ -48,6 +49,9 @@ enum Command {
     Symbols(index::SymbolsArgs),
     /// Show the code most similar to the lines before FILE:LINE.
     Similar(index::SimilarArgs),
+    /// Measure completion quality (exact match) on public data or a repository.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 fn main() {
@@ -69,6 +73,7 @@ fn main() {
         Command::Index(args) => index::run_index(args),
         Command::Symbols(args) => index::run_symbols(args),
         Command::Similar(args) => index::run_similar(args),
+        Command::Eval(cmd) => eval::run(cmd),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

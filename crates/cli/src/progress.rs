@@ -51,3 +51,12 @@ impl moat_models::Progress for Bars {
         }
     }
 }
+
+/// A bar of counted items on stderr (hidden when stderr is not a terminal).
+pub fn bar(total: u64, unit: &str) -> ProgressBar {
+    ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(&format!("[{{bar:30}}] {{pos}}/{{len}} {unit} eta {{eta}}"))
+            .expect("template")
+            .progress_chars("=> "),
+    )
+}

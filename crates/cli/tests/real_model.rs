@@ -234,3 +234,62 @@ fn own_kernels_pick_the_same_tokens_as_candle_kernels() {
     }
     assert!(flips <= 2, "{flips} of 32 top-1 tokens differ");
 }
+
+#[test]
+fn cli_complete_draws_on_the_repository() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pricing.py"),
+        "\"\"\"Prices in cents.\"\"\"\n\n\ndef apply_discount(price_cents, percent_off):\n    \"\"\"The price after taking `percent_off` percent off, rounded down.\"\"\"\n    return price_cents * (100 - percent_off) // 100\n\n\ndef add_tax(price_cents, rate):\n    return price_cents + price_cents * rate // 100\n",
+    )
+    .unwrap();
+    let file = dir.path().join("checkout.py");
+    std::fs::write(
+        &file,
+        "from pricing import apply_discount, add_tax\n\n\ndef checkout(cart, coupon_percent):\n    subtotal = sum(item.price_cents for item in cart)\n    discounted = \n    return add_tax(discounted, 8)\n",
+    )
+    .unwrap();
+    let run = |context: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_moat"))
+            .args([
+                "complete",
+                &format!("{}:6:18", file.display()),
+                "--context",
+                context,
+                "--json",
+                "--threads",
+                "2",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let repo = run("repo");
+    let sources = repo["sources"].as_array().unwrap();
+    assert!(
+        sources
+            .iter()
+            .any(|s| s["kind"] == "definition" && s["path"] == "pricing.py"),
+        "{repo}"
+    );
+    // The helper's own definition is in the prompt, and the model calls it.
+    assert!(
+        repo["text"].as_str().unwrap().contains("apply_discount("),
+        "{repo}"
+    );
+    let file_only = run("file");
+    assert!(
+        !file_only["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["path"] == "pricing.py"),
+        "{file_only}"
+    );
+}

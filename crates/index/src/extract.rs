@@ -56,7 +56,7 @@ impl DefKind {
     }
 
     /// Kinds whose members are methods and fields.
-    fn holds_members(self) -> bool {
+    pub fn holds_members(self) -> bool {
         matches!(
             self,
             Self::Class | Self::Struct | Self::Enum | Self::Interface

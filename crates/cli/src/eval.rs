@@ -1,0 +1,206 @@
+//! `moat eval`: the evals every change is judged by, as tables or JSON.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use moat_context::{Budget, ContextMode};
+use moat_engine::{Engine, EngineOptions};
+use moat_eval::holes::{self};
+use moat_eval::{humaneval, repo, Completer};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// HumanEval-FIM single-line exact match (first-line rule and our post-processing).
+    HumanevalFim(HumanEvalArgs),
+    /// Holes cut from a repository, completed in each context mode.
+    Repo(RepoArgs),
+}
+
+#[derive(Args)]
+pub struct HumanEvalArgs {
+    /// The `.jsonl` or `.jsonl.gz` file of rows.
+    #[arg(long)]
+    data: PathBuf,
+    /// Languages to run (py, java, js); repeat or comma-separate. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    lang: Vec<String>,
+    /// Rows per language, evenly spaced through the set.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    json: bool,
+    /// Also print each row's outcome (JSON lines on stderr).
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Args)]
+pub struct RepoArgs {
+    /// The repository to cut holes from.
+    dir: PathBuf,
+    #[arg(long, default_value_t = 200)]
+    holes: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// none, file, repo, or all.
+    #[arg(long, default_value = "all")]
+    context: String,
+    /// Prompt budget in tokens.
+    #[arg(long, default_value_t = Budget::default().total)]
+    budget: usize,
+    #[arg(long, default_value_t = 64)]
+    max_tokens: usize,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    json: bool,
+    /// Also print each hole's outcome (JSON lines on stderr).
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn load_engine(model: Option<&str>) -> Result<Engine> {
+    let path = crate::model::resolve(model)?;
+    Engine::load(&path, &EngineOptions::default())
+        .with_context(|| format!("loading {}", path.display()))
+}
+
+pub fn run(cmd: EvalCommand) -> Result<()> {
+    match cmd {
+        EvalCommand::HumanevalFim(a) => humaneval_fim(a),
+        EvalCommand::Repo(a) => repo_eval(a),
+    }
+}
+
+fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
+    for l in &a.lang {
+        if humaneval::lang(l).is_none() {
+            bail!("unknown language `{l}` (py, java, js)");
+        }
+    }
+    let rows = humaneval::load(&a.data)?;
+    let rows = humaneval::sample(rows, &a.lang, a.limit);
+    let mut engine = load_engine(a.model.as_deref())?;
+    let bar = crate::progress::bar(rows.len() as u64, "rows");
+    let mut outcomes = Vec::new();
+    let mut c = Completer {
+        engine: &mut engine,
+        max_tokens: 64,
+    };
+    for row in &rows {
+        let o = humaneval::run_row(&mut c, row)?;
+        if a.verbose {
+            eprintln!("{}", serde_json::to_string(&o)?);
+        }
+        outcomes.push(o);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let scores = humaneval::scores(&outcomes);
+    if a.json {
+        println!(
+            "{}",
+            json!({ "data": a.data.display().to_string(), "scores": scores })
+        );
+    } else {
+        println!(
+            "{:<6} {:>5} {:>14} {:>10} {:>9} {:>9}",
+            "lang", "rows", "first-line EM", "ours EM", "p50 ms", "p95 ms"
+        );
+        for (l, s) in &scores {
+            println!(
+                "{:<6} {:>5} {:>14.1} {:>10.1} {:>9.0} {:>9.0}",
+                l, s.n, s.first_line_em, s.post_em, s.latency_p50_ms, s.latency_p95_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+fn repo_eval(a: RepoArgs) -> Result<()> {
+    let modes: Vec<ContextMode> = match a.context.as_str() {
+        "all" => ContextMode::ALL.to_vec(),
+        m => vec![ContextMode::from_name(m)
+            .with_context(|| format!("unknown context mode `{m}` (none, file, repo, all)"))?],
+    };
+    let root = crate::index::repo_root(Some(&a.dir))?;
+    let (mut index, stats) = crate::index::open(&root)?;
+    if stats.files == 0 {
+        bail!("{}: no source files to cut holes from", root.display());
+    }
+    let holes = holes::sample(&index, a.holes, a.seed);
+    let mut engine = load_engine(a.model.as_deref())?;
+    let settings = repo::Settings {
+        repo_name: root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repo".into()),
+        budget: Budget {
+            total: a.budget,
+            ..Budget::default()
+        },
+        max_tokens: a.max_tokens,
+    };
+    let bar = crate::progress::bar((holes.len() * modes.len()) as u64, "completions");
+    let verbose = a.verbose;
+    let outcomes = repo::run(
+        &mut engine,
+        &mut index,
+        &holes,
+        &modes,
+        &settings,
+        &mut |o| {
+            if verbose {
+                if let Ok(s) = serde_json::to_string(o) {
+                    eprintln!("{s}");
+                }
+            }
+            bar.inc(1);
+        },
+    )?;
+    bar.finish_and_clear();
+    let scores = repo::scores(&outcomes);
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "dir": root.display().to_string(),
+                "holes": holes.len(),
+                "seed": a.seed,
+                "budget": a.budget,
+                "scores": scores,
+            })
+        );
+    } else {
+        println!(
+            "{} ({} holes, seed {})",
+            root.display(),
+            holes.len(),
+            a.seed
+        );
+        println!(
+            "{:<6} {:<9} {:>5} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8}",
+            "mode", "holes", "n", "EM", "ES", "ID-EM", "tokens", "p50 ms", "p95 ms"
+        );
+        for (mode, by_kind) in &scores {
+            for (kind, s) in by_kind {
+                println!(
+                    "{:<6} {:<9} {:>5} {:>7.1} {:>7.1} {:>7.1} {:>8.0} {:>8.0} {:>8.0}",
+                    mode,
+                    kind,
+                    s.n,
+                    s.exact_match,
+                    s.edit_similarity,
+                    s.identifier_exact_match,
+                    s.prompt_tokens_mean,
+                    s.latency_p50_ms,
+                    s.latency_p95_ms
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,457 @@
+//! Prompt assembly: the in-file window around the cursor and ranked repository context,
+//! fitted exactly into a token budget and rendered in the model's repository format.
+//!
+//! The budget is filled by priority: the lines nearest the cursor, then repository context
+//! up to its share, then more of the file before the cursor. Context is ordered by how
+//! rarely it changes (file summaries, definitions, similar code, recent edits) and by path,
+//! so that consecutive requests share a long token prefix and the engine's KV cache pays
+//! off; the cursor region comes last.
+
+use crate::error::{ContextError, Result};
+use crate::lines;
+use crate::snippets::{self, Files, Snippet, SourceKind};
+use moat_engine::fim::{self, ContextFile, FimFormat, FimPrompt};
+use moat_engine::tokenizer::Tokenizer;
+use moat_index::{Index, Lang};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Prompt tokens, markup included, and how they are shared.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub total: usize,
+    /// Most of the total that repository context may take.
+    pub repo_share: f32,
+    /// Most of the total that the text after the cursor may take.
+    pub suffix_share: f32,
+}
+
+impl Default for Budget {
+    /// Fitted to the CPU model: 1,536 prompt tokens prefill in about a second once the
+    /// context part is cached.
+    fn default() -> Self {
+        Self {
+            total: 1536,
+            repo_share: 0.4,
+            suffix_share: 0.15,
+        }
+    }
+}
+
+/// What the prompt may draw on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextMode {
+    /// The text before the cursor only (left-to-right completion).
+    None,
+    /// The file around the cursor, before and after (fill-in-the-middle).
+    File,
+    /// The file and the repository context.
+    Repo,
+}
+
+impl ContextMode {
+    pub const ALL: [ContextMode; 3] = [ContextMode::None, ContextMode::File, ContextMode::Repo];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::File => "file",
+            Self::Repo => "repo",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// A region the user edited recently (the language server keeps these).
+#[derive(Debug, Clone)]
+pub struct RecentEdit {
+    pub path: String,
+    pub start_line: u32,
+    pub text: String,
+}
+
+/// A completion request: the document as the editor has it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Repository-relative, `/`-separated.
+    pub path: &'a str,
+    pub lang: Option<Lang>,
+    pub text: &'a str,
+    /// Byte offset of the cursor in `text`.
+    pub cursor: usize,
+    /// Most recent first.
+    pub recent: &'a [RecentEdit],
+}
+
+/// One part of the prompt, for `--explain` and for tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Source {
+    /// `prefix`, `suffix`, or a repository source (`definition`, `import`, `similar`,
+    /// `recent_edit`).
+    pub kind: &'static str,
+    pub path: String,
+    /// 0-based, inclusive.
+    pub start_line: u32,
+    pub end_line: u32,
+    /// Tokens it was counted at.
+    pub tokens: usize,
+    /// Fused rank score (0 for the in-file window).
+    pub score: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    pub prompt: FimPrompt,
+    pub sources: Vec<Source>,
+    /// Tokens of the rendered prompt, exactly.
+    pub tokens: usize,
+}
+
+/// Reciprocal rank fusion constant (the usual 60: ranks below ~10 barely differ).
+const RRF_K: f32 = 60.0;
+
+pub struct Assembler<'a> {
+    pub tok: &'a Tokenizer,
+    pub format: FimFormat,
+    pub repo_name: String,
+    pub budget: Budget,
+}
+
+/// A snippet with its fused score and its token cost as counted when it was chosen.
+struct Chosen {
+    snippet: Snippet,
+    score: f32,
+    tokens: usize,
+}
+
+impl Assembler<'_> {
+    fn count(&self, s: &str) -> Result<usize> {
+        Ok(self.tok.count(s)?)
+    }
+
+    pub fn assemble(
+        &self,
+        req: &Request,
+        index: Option<&Index>,
+        mode: ContextMode,
+    ) -> Result<Assembled> {
+        let text = req.text;
+        if req.cursor > text.len() || !text.is_char_boundary(req.cursor) {
+            return Err(ContextError::Cursor {
+                cursor: req.cursor,
+                len: text.len(),
+            });
+        }
+        let (before, after) = text.split_at(req.cursor);
+        let starts = lines::starts(text);
+        let cursor_line = lines::line_of(&starts, req.cursor);
+        let total = self.budget.total;
+
+        // Markup alone: an empty prompt of the same shape, rendered.
+        let shape = |context: Vec<ContextFile>| FimPrompt {
+            prefix: String::new(),
+            suffix: String::new(),
+            path: (mode != ContextMode::None).then(|| req.path.to_string()),
+            repo_name: (mode != ContextMode::None).then(|| self.repo_name.clone()),
+            context,
+        };
+        let overhead = fim::render(self.tok, self.format, &shape(Vec::new()))?.len();
+        let avail = total.saturating_sub(overhead);
+
+        // Units of the window: whole lines outward from the cursor; the first unit of each
+        // side is the cursor line's part.
+        let prefix_units: Vec<&str> = {
+            let mut v = Vec::new();
+            let mut end = before.len();
+            for (i, _) in before.rmatch_indices('\n') {
+                v.push(&before[i + 1..end]);
+                end = i + 1;
+            }
+            v.push(&before[..end]);
+            v
+        };
+        let suffix_units: Vec<&str> = if mode == ContextMode::None {
+            Vec::new()
+        } else {
+            after.split_inclusive('\n').collect()
+        };
+        let first_cost = self.count(prefix_units[0])?;
+        if first_cost > avail {
+            return Err(ContextError::Budget {
+                budget: total,
+                needed: overhead + first_cost,
+            });
+        }
+
+        let repo_max = if mode == ContextMode::Repo {
+            (total as f32 * self.budget.repo_share) as usize
+        } else {
+            0
+        };
+        let suffix_max = (total as f32 * self.budget.suffix_share) as usize;
+        let near_prefix = avail.saturating_sub(suffix_max + repo_max).max(first_cost);
+
+        let mut used = 0;
+        let mut n_prefix = 0;
+        let grow_prefix = |limit: usize, used: &mut usize, n: &mut usize| {
+            while *n < prefix_units.len() {
+                let c = self.count(prefix_units[*n])?;
+                if *used + c > limit {
+                    break;
+                }
+                *used += c;
+                *n += 1;
+            }
+            Ok::<(), ContextError>(())
+        };
+        grow_prefix(near_prefix, &mut used, &mut n_prefix)?;
+        let mut n_suffix: usize = 0;
+        let mut suffix_tokens = 0;
+        for u in &suffix_units {
+            let c = self.count(u)?;
+            if suffix_tokens + c > suffix_max || used + c > avail {
+                break;
+            }
+            suffix_tokens += c;
+            used += c;
+            n_suffix += 1;
+        }
+
+        let mut chosen: Vec<Chosen> = Vec::new();
+        if let (ContextMode::Repo, Some(index)) = (mode, index) {
+            let limit = repo_max.min(avail.saturating_sub(used));
+            let files = Files::new(index, req.path, text);
+            let ranked = self.ranked(&files, index, req, before, cursor_line);
+            let mut spent = 0;
+            let mut paths_shown: Vec<String> = Vec::new();
+            for (snippet, score) in ranked {
+                let header = if paths_shown.contains(&snippet.path) {
+                    1 // the `...` between parts of one file, about
+                } else {
+                    self.count(&format!("{}\n", snippet.path))? + 1
+                };
+                let cost = self.count(&snippet.text)? + header;
+                if spent + cost > limit {
+                    continue;
+                }
+                spent += cost;
+                if !paths_shown.contains(&snippet.path) {
+                    paths_shown.push(snippet.path.clone());
+                }
+                chosen.push(Chosen {
+                    snippet,
+                    score,
+                    tokens: cost,
+                });
+            }
+            used += spent;
+        }
+        // What is left goes to more of the file before the cursor. Nothing twice: a
+        // same-file snippet that the grown window now shows is dropped, and its tokens go to
+        // the window too.
+        loop {
+            grow_prefix(avail, &mut used, &mut n_prefix)?;
+            let first_prefix_line = cursor_line + 1 - n_prefix as u32;
+            let last_suffix_line = cursor_line + n_suffix.saturating_sub(1) as u32;
+            let before_drop = chosen.len();
+            chosen.retain(|c| {
+                let keep = c.snippet.path != req.path
+                    || c.snippet.last() < first_prefix_line
+                    || c.snippet.first() > last_suffix_line;
+                if !keep {
+                    used -= c.tokens;
+                }
+                keep
+            });
+            if chosen.len() == before_drop {
+                break;
+            }
+        }
+
+        // Exact fit: render and count; over the budget (the per-line counts are estimates),
+        // drop the least-ranked snippet, then the farthest prefix line.
+        loop {
+            let window = (&prefix_units[..], n_prefix, &suffix_units[..], n_suffix);
+            let prompt = Self::prompt(window, &chosen, &shape);
+            let tokens = fim::render(self.tok, self.format, &prompt)?.len();
+            if tokens <= total {
+                let sources = self.sources(req, cursor_line, &prompt, &chosen)?;
+                return Ok(Assembled {
+                    prompt,
+                    sources,
+                    tokens,
+                });
+            }
+            if let Some(worst) = chosen
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.score.total_cmp(&b.1.score))
+                .map(|(i, _)| i)
+            {
+                chosen.remove(worst);
+            } else if n_suffix > 0 {
+                n_suffix -= 1;
+            } else if n_prefix > 1 {
+                n_prefix -= 1;
+            } else {
+                return Err(ContextError::Budget {
+                    budget: total,
+                    needed: tokens,
+                });
+            }
+        }
+    }
+
+    /// The repository sources as ranked lists, fused by reciprocal rank; snippets that
+    /// overlap are one candidate (their scores add up).
+    fn ranked(
+        &self,
+        files: &Files,
+        index: &Index,
+        req: &Request,
+        before: &str,
+        cursor_line: u32,
+    ) -> Vec<(Snippet, f32)> {
+        let mut lists: Vec<Vec<Snippet>> = Vec::new();
+        if let Some(lang) = req.lang {
+            lists.push(snippets::definitions(
+                files,
+                index,
+                req.path,
+                lang,
+                req.text,
+                cursor_line,
+            ));
+        }
+        lists.push(snippets::similar(files, index, req.path, before));
+        lists.push(
+            req.recent
+                .iter()
+                .filter(|e| !e.text.trim().is_empty())
+                .map(|e| Snippet {
+                    kind: SourceKind::RecentEdit,
+                    path: e.path.clone(),
+                    lines: (e.start_line..e.start_line + e.text.lines().count().max(1) as u32)
+                        .collect(),
+                    text: e.text.clone(),
+                    file: None,
+                })
+                .collect(),
+        );
+        lists.push(snippets::imports(files, index, req.path));
+        let mut fused: Vec<(Snippet, f32)> = Vec::new();
+        for list in lists {
+            for (rank, s) in list.into_iter().enumerate() {
+                let score = 1.0 / (RRF_K + rank as f32 + 1.0);
+                match fused.iter_mut().find(|(f, _)| f.overlaps(&s)) {
+                    Some((_, total)) => *total += score,
+                    None => fused.push((s, score)),
+                }
+            }
+        }
+        // Stable: equal scores keep the order of the lists (definitions first).
+        fused.sort_by(|a, b| b.1.total_cmp(&a.1));
+        fused
+    }
+
+    /// The prompt for a window and a choice of snippets. One context file per path, its
+    /// snippets' lines merged; files ordered by the most stable kind they hold, then by path.
+    fn prompt(
+        window: (&[&str], usize, &[&str], usize),
+        chosen: &[Chosen],
+        shape: &dyn Fn(Vec<ContextFile>) -> FimPrompt,
+    ) -> FimPrompt {
+        let (prefix_units, n_prefix, suffix_units, n_suffix) = window;
+        let mut kind_of: BTreeMap<&str, SourceKind> = BTreeMap::new();
+        for c in chosen {
+            let k = kind_of.entry(&c.snippet.path).or_insert(c.snippet.kind);
+            *k = (*k).min(c.snippet.kind);
+        }
+        let mut by_path: BTreeMap<(SourceKind, &str), Vec<&Snippet>> = BTreeMap::new();
+        for c in chosen {
+            let path = c.snippet.path.as_str();
+            by_path
+                .entry((kind_of[path], path))
+                .or_default()
+                .push(&c.snippet);
+        }
+        let mut context = Vec::new();
+        for ((_, path), parts) in by_path {
+            let mut content = String::new();
+            // Lines of the file itself, merged and shown in order.
+            let file = parts.iter().find_map(|s| s.file.clone());
+            if let Some(file) = file {
+                let mut lines: Vec<u32> = parts
+                    .iter()
+                    .filter(|s| s.file.is_some())
+                    .flat_map(|s| s.lines.iter().copied())
+                    .collect();
+                lines.sort_unstable();
+                lines.dedup();
+                content.push_str(&snippets::show(&file, &lines));
+            }
+            // An edit's own text (it may not be saved).
+            for s in parts.iter().filter(|s| s.file.is_none()) {
+                if !content.is_empty() {
+                    content.push_str("...\n");
+                }
+                content.push_str(&s.text);
+                if !content.ends_with('\n') {
+                    content.push('\n');
+                }
+            }
+            context.push(ContextFile {
+                path: path.to_string(),
+                content: content.trim_end_matches('\n').to_string(),
+            });
+        }
+        let mut p = shape(context);
+        p.prefix = prefix_units[..n_prefix].iter().rev().copied().collect();
+        p.suffix = suffix_units[..n_suffix].concat();
+        p
+    }
+
+    fn sources(
+        &self,
+        req: &Request,
+        cursor_line: u32,
+        prompt: &FimPrompt,
+        chosen: &[Chosen],
+    ) -> Result<Vec<Source>> {
+        let n_prefix = prompt.prefix.split_inclusive('\n').count().max(1) as u32;
+        let mut v = vec![Source {
+            kind: "prefix",
+            path: req.path.to_string(),
+            start_line: cursor_line + 1 - n_prefix,
+            end_line: cursor_line,
+            tokens: self.count(&prompt.prefix)?,
+            score: 0.0,
+        }];
+        if !prompt.suffix.is_empty() {
+            let n_suffix = prompt.suffix.split_inclusive('\n').count() as u32;
+            v.push(Source {
+                kind: "suffix",
+                path: req.path.to_string(),
+                start_line: cursor_line,
+                end_line: cursor_line + n_suffix - 1,
+                tokens: self.count(&prompt.suffix)?,
+                score: 0.0,
+            });
+        }
+        for c in chosen {
+            v.push(Source {
+                kind: c.snippet.kind.as_str(),
+                path: c.snippet.path.clone(),
+                start_line: c.snippet.first(),
+                end_line: c.snippet.last(),
+                tokens: c.tokens,
+                score: c.score,
+            });
+        }
+        Ok(v)
+    }
+}

@@ -1,0 +1,36 @@
+//! Line arithmetic on text, shared by assembly and trimming.
+
+/// Byte offsets where each line starts (the first is 0).
+pub fn starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// 0-based line of a byte offset.
+pub fn line_of(starts: &[usize], offset: usize) -> u32 {
+    (starts.partition_point(|s| *s <= offset) - 1) as u32
+}
+
+/// Leading whitespace width (a tab counts 4).
+pub fn indent(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_and_lines() {
+        let t = "a\nbb\nccc";
+        assert_eq!(starts(t), vec![0, 2, 5]);
+        assert_eq!(line_of(&starts(t), 0), 0);
+        assert_eq!(line_of(&starts(t), 3), 1);
+        assert_eq!(line_of(&starts(t), 8), 2);
+        assert_eq!(indent("\t  x"), 6);
+    }
+}

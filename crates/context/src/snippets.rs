@@ -1,0 +1,308 @@
+//! Candidate pieces of repository context, each source a ranked list: definitions the code
+//! near the cursor uses, summaries of the files it imports, similar code elsewhere, and the
+//! user's recent edits.
+
+use crate::lines;
+use moat_index::{DefHit, Index, Lang};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A definition used near the cursor.
+    Definition,
+    /// The top-level definitions of a file the document imports.
+    Import,
+    /// Code in another file most like the code before the cursor.
+    Similar,
+    /// A region the user edited recently.
+    RecentEdit,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Definition => "definition",
+            Self::Import => "import",
+            Self::Similar => "similar",
+            Self::RecentEdit => "recent_edit",
+        }
+    }
+}
+
+/// Lines of a file to show, and why.
+#[derive(Debug, Clone)]
+pub struct Snippet {
+    pub kind: SourceKind,
+    pub path: String,
+    /// The 0-based lines shown, ascending (not always contiguous: a summary skips bodies).
+    pub lines: Vec<u32>,
+    pub text: String,
+    /// The whole file the lines come from (`None` for an edit's own text), so that several
+    /// snippets of one file can be shown as one.
+    pub file: Option<Rc<str>>,
+}
+
+impl Snippet {
+    pub fn first(&self) -> u32 {
+        self.lines.first().copied().unwrap_or(0)
+    }
+
+    pub fn last(&self) -> u32 {
+        self.lines.last().copied().unwrap_or(0)
+    }
+
+    pub fn overlaps(&self, other: &Snippet) -> bool {
+        self.path == other.path
+            && self.first() <= other.last()
+            && other.first() <= self.last()
+            && self
+                .lines
+                .iter()
+                .any(|l| other.lines.binary_search(l).is_ok())
+    }
+}
+
+/// A definition whose body is at most this many lines is shown whole.
+const WHOLE_DEF_LINES: u32 = 15;
+/// Longest summary of a type or a file, in lines.
+const SUMMARY_LINES: usize = 30;
+/// Hits kept per name (a common name like `get` is defined everywhere).
+const PER_NAME: usize = 2;
+/// Entries per ranked list.
+const LIST: usize = 16;
+
+/// Texts of the repository's files, read once per request; the document itself comes from
+/// the editor (unsaved text), not from disk.
+pub struct Files<'a> {
+    index: &'a Index,
+    current: (&'a str, &'a str),
+    cache: RefCell<HashMap<String, Option<Rc<str>>>>,
+}
+
+impl<'a> Files<'a> {
+    pub fn new(index: &'a Index, path: &'a str, text: &'a str) -> Self {
+        Self {
+            index,
+            current: (path, text),
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn text(&self, path: &str) -> Option<Rc<str>> {
+        if path == self.current.0 {
+            return Some(self.current.1.into());
+        }
+        self.cache
+            .borrow_mut()
+            .entry(path.to_string())
+            .or_insert_with(|| {
+                // A file that vanished or is not text since it was indexed: no snippet.
+                std::fs::read_to_string(self.index.root().join(path))
+                    .ok()
+                    .map(Into::into)
+            })
+            .clone()
+    }
+}
+
+/// The lines `lines` of `text`, with `...` where lines are skipped.
+pub fn show(text: &str, lines: &[u32]) -> String {
+    let all: Vec<&str> = text.split('\n').collect();
+    let mut out = String::new();
+    let mut prev: Option<u32> = None;
+    for &l in lines {
+        let Some(line) = all.get(l as usize) else {
+            continue;
+        };
+        if prev.is_some_and(|p| p + 1 != l) {
+            out.push_str(&" ".repeat(lines::indent(line)));
+            out.push_str("...\n");
+        }
+        out.push_str(line.trim_end_matches('\r'));
+        out.push('\n');
+        prev = Some(l);
+    }
+    out
+}
+
+/// The lines that show a definition's signature (decorators and attributes included).
+fn signature_lines(d: &moat_index::Definition) -> Vec<u32> {
+    let n = d.signature.lines().count().max(1) as u32;
+    (d.start_line..(d.start_line + n).min(d.end_line + 1)).collect()
+}
+
+/// The lines of the doc comment right above a definition, found by the doc's line count.
+fn doc_lines_above(d: &moat_index::Definition, text: &str) -> Vec<u32> {
+    let Some(doc) = &d.doc else {
+        return Vec::new();
+    };
+    let n = doc.lines().count() as u32;
+    let above: Vec<u32> = (d.start_line.saturating_sub(n)..d.start_line).collect();
+    // A docstring inside the body is not above; check that those lines are comments.
+    let all: Vec<&str> = text.split('\n').collect();
+    let first_doc = doc.lines().next().unwrap_or("").trim();
+    match above.first() {
+        Some(&l) if all.get(l as usize).is_some_and(|t| t.trim() == first_doc) => above,
+        _ => Vec::new(),
+    }
+}
+
+/// How a definition is shown: whole when short; otherwise its doc and signature, and for a
+/// type the signatures of its members.
+pub fn definition(files: &Files, hit: &DefHit) -> Option<Snippet> {
+    let text = files.text(&hit.path)?;
+    let d = &hit.def;
+    let mut lines = doc_lines_above(d, &text);
+    if d.end_line - d.start_line < WHOLE_DEF_LINES {
+        lines.extend(d.start_line..=d.end_line);
+    } else {
+        lines.extend(signature_lines(d));
+        if d.kind.holds_members() {
+            let scope = d.qualified_name();
+            if let Some(f) = files.index.file(&hit.path) {
+                for m in f.definitions.iter().filter(|m| m.scope == scope) {
+                    lines.extend(signature_lines(m));
+                    if lines.len() >= SUMMARY_LINES {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    lines.sort_unstable();
+    lines.dedup();
+    Some(Snippet {
+        kind: SourceKind::Definition,
+        path: hit.path.clone(),
+        text: show(&text, &lines),
+        lines,
+        file: Some(text),
+    })
+}
+
+/// Definitions used near the cursor: those used on the few lines up to the cursor first,
+/// then those of the wider region; a name defined in many places contributes the hits in
+/// files the document imports or that sit beside it.
+pub fn definitions(
+    files: &Files,
+    index: &Index,
+    path: &str,
+    lang: Lang,
+    text: &str,
+    cursor_line: u32,
+) -> Vec<Snippet> {
+    let imported: HashSet<String> = index
+        .imports_of(path)
+        .into_iter()
+        .flat_map(|i| i.files)
+        .collect();
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let near = |h: &DefHit| {
+        let same_dir = h.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("") == dir;
+        (!imported.contains(&h.path), !same_dir, h.path != path)
+    };
+    let mut out: Vec<Snippet> = Vec::new();
+    let mut seen: HashSet<(String, u32)> = HashSet::new();
+    for (first, last) in [
+        (cursor_line.saturating_sub(6), cursor_line),
+        (cursor_line.saturating_sub(40), cursor_line + 3),
+    ] {
+        let hits = index.referenced_definitions(path, lang, text, first, last);
+        let mut by_name: Vec<(String, Vec<DefHit>)> = Vec::new();
+        for h in hits {
+            match by_name.iter_mut().find(|(n, _)| *n == h.def.name) {
+                Some((_, v)) => v.push(h),
+                None => by_name.push((h.def.name.clone(), vec![h])),
+            }
+        }
+        for (_, mut group) in by_name {
+            group.sort_by_key(|h| near(h));
+            for h in group.into_iter().take(PER_NAME) {
+                if !seen.insert((h.path.clone(), h.def.start_line)) {
+                    continue;
+                }
+                if let Some(s) = definition(files, &h) {
+                    out.push(s);
+                }
+            }
+        }
+        if out.len() >= LIST {
+            break;
+        }
+    }
+    out.truncate(LIST);
+    out
+}
+
+/// A summary of each repository file the document imports: its top-level signatures.
+pub fn imports(files: &Files, index: &Index, path: &str) -> Vec<Snippet> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for imp in index.imports_of(path) {
+        for f in imp.files {
+            if f == path || !seen.insert(f.clone()) {
+                continue;
+            }
+            let (Some(syms), Some(text)) = (index.file(&f), files.text(&f)) else {
+                continue;
+            };
+            let mut lines: Vec<u32> = Vec::new();
+            for d in syms.definitions.iter().filter(|d| d.scope.is_empty()) {
+                lines.extend(signature_lines(d));
+                if lines.len() >= SUMMARY_LINES {
+                    break;
+                }
+            }
+            if lines.is_empty() {
+                continue;
+            }
+            lines.sort_unstable();
+            lines.dedup();
+            out.push(Snippet {
+                kind: SourceKind::Import,
+                text: show(&text, &lines),
+                path: f,
+                lines,
+                file: Some(text),
+            });
+        }
+    }
+    out.truncate(LIST);
+    out
+}
+
+/// Lines of query text for similar code: the code just before the cursor.
+const QUERY_LINES: usize = 12;
+/// Most lines shown of one similar window.
+const SIMILAR_LINES: u32 = 30;
+
+/// Windows of other files most similar to the code before the cursor.
+pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Snippet> {
+    let start = prefix
+        .rmatch_indices('\n')
+        .nth(QUERY_LINES)
+        .map(|(i, _)| i + 1)
+        .unwrap_or(0);
+    let query = &prefix[start..];
+    index
+        .similar(query, LIST, Some((path, 0, u32::MAX)))
+        .into_iter()
+        .filter(|h| h.path != path)
+        .filter_map(|h| {
+            let text = files.text(&h.path)?;
+            let last = h.end_line.min(h.start_line + SIMILAR_LINES - 1);
+            let lines: Vec<u32> = (h.start_line..=last).collect();
+            Some(Snippet {
+                kind: SourceKind::Similar,
+                text: show(&text, &lines),
+                path: h.path,
+                lines,
+                file: Some(text),
+            })
+        })
+        .collect()
+}

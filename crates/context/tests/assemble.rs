@@ -1,0 +1,231 @@
+//! Prompt assembly against a real index and a real (tiny) tokenizer: budgets are exact,
+//! ordering is stable, the in-file window is never repeated, and the definitions the cursor
+//! needs are there.
+
+use moat_context::{Assembled, Assembler, Budget, ContextMode, RecentEdit, Request};
+use moat_engine::tiny::{write_tiny_model, TinySpec};
+use moat_engine::{fim, Engine, EngineOptions};
+use moat_index::{Index, Lang, WalkOptions};
+use std::path::Path;
+
+fn engine(dir: &Path) -> Engine {
+    let model = dir.join("tiny.gguf");
+    write_tiny_model(&model, &TinySpec::default()).unwrap();
+    Engine::load(&model, &EngineOptions::default()).unwrap()
+}
+
+const UTIL: &str = "\
+import os
+
+
+def parse_row(line, sep=','):
+    \"\"\"Splits one CSV line into trimmed fields.\"\"\"
+    return [f.strip() for f in line.split(sep)]
+
+
+def unrelated_helper(x):
+    return x * 2
+";
+
+/// A repository: a helper module, a long main module that imports it, and filler files.
+fn repo(dir: &Path) -> String {
+    std::fs::write(dir.join("util.py"), UTIL).unwrap();
+    let mut main = String::from("from util import parse_row\n\n\n");
+    for i in 0..60 {
+        main.push_str(&format!(
+            "def step_{i}(rows):\n    return [r + {i} for r in rows]\n\n\n"
+        ));
+    }
+    main.push_str("def load(path):\n    with open(path) as f:\n        rows = [parse_row(l) for l in f]\n    return rows\n");
+    std::fs::write(dir.join("main.py"), &main).unwrap();
+    for i in 0..5 {
+        std::fs::write(
+            dir.join(format!("other_{i}.py")),
+            format!("def other_{i}(a, b):\n    total = a + b\n    return total * {i}\n"),
+        )
+        .unwrap();
+    }
+    main
+}
+
+fn assemble(
+    e: &Engine,
+    idx: &Index,
+    text: &str,
+    cursor: usize,
+    total: usize,
+    mode: ContextMode,
+) -> Assembled {
+    let a = Assembler {
+        tok: e.tokenizer(),
+        format: e.fim_format(),
+        repo_name: "shop".into(),
+        budget: Budget {
+            total,
+            ..Budget::default()
+        },
+    };
+    let req = Request {
+        path: "main.py",
+        lang: Some(Lang::Python),
+        text,
+        cursor,
+        recent: &[],
+    };
+    a.assemble(&req, Some(idx), mode).unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, Engine, Index, String, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let repo_dir = dir.path().join("shop");
+    std::fs::create_dir(&repo_dir).unwrap();
+    let main = repo(&repo_dir);
+    let mut idx = Index::new(&repo_dir, WalkOptions::default()).unwrap();
+    idx.refresh();
+    // The cursor after `parse_row(` in `load`.
+    let cursor = main.find("parse_row(l)").unwrap() + "parse_row(".len();
+    (dir, e, idx, main, cursor)
+}
+
+#[test]
+fn budgets_are_exact_and_filled() {
+    let (_d, e, idx, main, cursor) = setup();
+    for total in [120, 300, 700, 1500] {
+        for mode in ContextMode::ALL {
+            let a = assemble(&e, &idx, &main, cursor, total, mode);
+            let rendered = fim::render(e.tokenizer(), e.fim_format(), &a.prompt).unwrap();
+            assert_eq!(a.tokens, rendered.len(), "{mode:?} {total}");
+            assert!(a.tokens <= total, "{mode:?}: {} > {total}", a.tokens);
+            // The file is long enough to fill any of these budgets nearly.
+            assert!(
+                a.tokens + 40 >= total,
+                "{mode:?}: only {} of {total} used",
+                a.tokens
+            );
+        }
+    }
+}
+
+#[test]
+fn modes_differ_as_documented() {
+    let (_d, e, idx, main, cursor) = setup();
+    let none = assemble(&e, &idx, &main, cursor, 700, ContextMode::None);
+    assert!(none.prompt.suffix.is_empty() && none.prompt.context.is_empty());
+    assert!(none.prompt.path.is_none());
+    let file = assemble(&e, &idx, &main, cursor, 700, ContextMode::File);
+    assert!(file.prompt.suffix.starts_with("l) for l in f]"));
+    assert!(file.prompt.context.is_empty());
+    assert_eq!(file.prompt.path.as_deref(), Some("main.py"));
+    let repo = assemble(&e, &idx, &main, cursor, 700, ContextMode::Repo);
+    assert!(!repo.prompt.context.is_empty());
+}
+
+#[test]
+fn the_imported_helper_is_in_the_prompt() {
+    let (_d, e, idx, main, cursor) = setup();
+    let a = assemble(&e, &idx, &main, cursor, 700, ContextMode::Repo);
+    let util = a
+        .prompt
+        .context
+        .iter()
+        .find(|f| f.path == "util.py")
+        .unwrap_or_else(|| panic!("no util.py in {:?}", a.prompt.context));
+    assert!(util.content.contains("def parse_row(line, sep=','):"));
+    // Short: shown whole, docstring and body included.
+    assert!(util.content.contains("return [f.strip()"));
+    assert!(a
+        .sources
+        .iter()
+        .any(|s| s.kind == "definition" && s.path == "util.py"));
+}
+
+#[test]
+fn the_window_is_never_repeated_as_context() {
+    let (_d, e, idx, main, cursor) = setup();
+    for total in [300, 1500] {
+        let a = assemble(&e, &idx, &main, cursor, total, ContextMode::Repo);
+        let prefix = a.sources.iter().find(|s| s.kind == "prefix").unwrap();
+        let suffix_end = a
+            .sources
+            .iter()
+            .find(|s| s.kind == "suffix")
+            .map_or(prefix.end_line, |s| s.end_line);
+        for s in a.sources.iter().filter(|s| s.path == "main.py") {
+            if s.kind == "prefix" || s.kind == "suffix" {
+                continue;
+            }
+            assert!(
+                s.end_line < prefix.start_line || s.start_line > suffix_end,
+                "{s:?} overlaps the window {}..={suffix_end}",
+                prefix.start_line
+            );
+        }
+    }
+}
+
+#[test]
+fn typing_keeps_the_context_and_its_tokens() {
+    let (_d, e, idx, main, cursor) = setup();
+    let first = assemble(&e, &idx, &main, cursor, 900, ContextMode::Repo);
+    // The user types one character at the cursor.
+    let typed = format!("{}l{}", &main[..cursor], &main[cursor..]);
+    let second = assemble(&e, &idx, &typed, cursor + 1, 900, ContextMode::Repo);
+    assert_eq!(first.prompt.context, second.prompt.context);
+    let a = fim::render(e.tokenizer(), e.fim_format(), &first.prompt).unwrap();
+    let b = fim::render(e.tokenizer(), e.fim_format(), &second.prompt).unwrap();
+    let shared = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let context_tokens = a.len()
+        - e.tokenizer().count(&first.prompt.prefix).unwrap()
+        - e.tokenizer().count(&first.prompt.suffix).unwrap()
+        - 3;
+    assert!(
+        shared >= context_tokens,
+        "only {shared} of {context_tokens} context tokens shared"
+    );
+}
+
+#[test]
+fn recent_edits_are_context_and_bad_cursors_are_errors() {
+    let (_d, e, idx, main, cursor) = setup();
+    let a = Assembler {
+        tok: e.tokenizer(),
+        format: e.fim_format(),
+        repo_name: "shop".into(),
+        budget: Budget::default(),
+    };
+    let recent = [RecentEdit {
+        path: "notes.py".into(),
+        start_line: 3,
+        text: "def freshly_typed(x):\n    return x\n".into(),
+    }];
+    let req = Request {
+        path: "main.py",
+        lang: Some(Lang::Python),
+        text: &main,
+        cursor,
+        recent: &recent,
+    };
+    let got = a.assemble(&req, Some(&idx), ContextMode::Repo).unwrap();
+    assert!(got
+        .prompt
+        .context
+        .iter()
+        .any(|f| f.path == "notes.py" && f.content.contains("freshly_typed")));
+    let bad = Request {
+        cursor: main.len() + 1,
+        ..req
+    };
+    assert!(a.assemble(&bad, Some(&idx), ContextMode::Repo).is_err());
+    let tiny = Assembler {
+        budget: Budget {
+            total: 5,
+            ..Budget::default()
+        },
+        ..a
+    };
+    let err = tiny
+        .assemble(&req, Some(&idx), ContextMode::Repo)
+        .unwrap_err();
+    assert!(err.to_string().contains("budget"), "{err}");
+}

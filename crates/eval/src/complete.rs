@@ -1,0 +1,57 @@
+//! One completion, exactly as the server makes it: render, generate greedily, stop when
+//! post-processing says the hole is filled, trim.
+
+use crate::Result;
+use moat_context::post::Post;
+use moat_engine::{CancelFlag, Engine, FimPrompt, Flow, GenerateParams, Timings};
+use moat_index::Lang;
+
+pub struct Completer<'a> {
+    pub engine: &'a mut Engine,
+    pub max_tokens: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// What the model said (up to where generation stopped).
+    pub raw: String,
+    /// After post-processing: what the user would see.
+    pub text: String,
+    pub timings: Timings,
+}
+
+impl Completer<'_> {
+    /// Generates greedily until `done` says the output so far is enough.
+    pub fn generate(
+        &mut self,
+        prompt: &FimPrompt,
+        done: &dyn Fn(&str) -> bool,
+    ) -> Result<(String, Timings)> {
+        let tokens = self.engine.render_fim(prompt)?;
+        let params = GenerateParams {
+            max_tokens: self.max_tokens,
+            ..Default::default()
+        };
+        let gen = self
+            .engine
+            .generate(&tokens, &params, &CancelFlag::new(), &mut |t| {
+                if done(t) {
+                    Flow::StopAt(t.len())
+                } else {
+                    Flow::Continue
+                }
+            })?;
+        Ok((gen.text, gen.timings))
+    }
+
+    /// A completion of the prompt's hole, post-processed for `lang`.
+    pub fn complete(&mut self, prompt: &FimPrompt, lang: Option<Lang>) -> Result<Completion> {
+        let post = Post::new(lang, &prompt.prefix, &prompt.suffix);
+        let (raw, timings) = self.generate(prompt, &|t| post.end(t).is_some())?;
+        Ok(Completion {
+            text: post.finish(&raw),
+            raw,
+            timings,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! Holes cut from a repository's own files, deterministic by seed: the text after a
+//! line's indentation (a line completion), the rest of a line after a `.` or `(` (an API
+//! call or its arguments), and the body of a short function (a block).
+
+use moat_index::{DefKind, Index, Lang};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoleKind {
+    Line,
+    MidLine,
+    Block,
+}
+
+impl HoleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Line => "line",
+            Self::MidLine => "mid_line",
+            Self::Block => "block",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Hole {
+    pub path: String,
+    pub lang: Lang,
+    pub kind: HoleKind,
+    /// Byte offset of the cursor in `text`.
+    pub cursor: usize,
+    /// The text that was there.
+    pub answer: String,
+    /// The whole file as it is on disk.
+    pub text: String,
+}
+
+impl Hole {
+    /// The document the user has: the file without the hole.
+    pub fn document(&self) -> String {
+        format!(
+            "{}{}",
+            &self.text[..self.cursor],
+            &self.text[self.cursor + self.answer.len()..]
+        )
+    }
+
+    /// Where the cursor line starts: the index is shown the file up to here only.
+    pub fn line_start(&self) -> usize {
+        self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1)
+    }
+}
+
+/// xorshift64*: small, deterministic, and the same on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
+    }
+}
+
+const MAX_FILE: usize = 200_000;
+
+fn is_comment(t: &str) -> bool {
+    ["#", "//", "/*", "*", "\"\"\"", "'''"]
+        .iter()
+        .any(|m| t.starts_with(m))
+}
+
+/// `(start, end)` byte offsets of each line, without the newline.
+fn line_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    let mut start = 0;
+    for (i, _) in text.match_indices('\n') {
+        v.push((start, i));
+        start = i + 1;
+    }
+    v.push((start, text.len()));
+    v
+}
+
+fn line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
+    let spans = line_spans(text);
+    let (s, e) = spans[rng.below(spans.len())];
+    let line = &text[s..e];
+    let t = line.trim();
+    if t.len() < 6 || t.len() > 120 || is_comment(t) || t.chars().all(|c| !c.is_alphanumeric()) {
+        return None;
+    }
+    let cursor = s + (line.len() - line.trim_start().len());
+    Some((cursor, s + line.trim_end().len()))
+}
+
+fn mid_line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
+    let spans = line_spans(text);
+    let (s, e) = spans[rng.below(spans.len())];
+    let line = &text[s..e];
+    let t = line.trim();
+    if t.len() < 10 || is_comment(t) {
+        return None;
+    }
+    let end = s + line.trim_end().len();
+    let spots: Vec<usize> = line
+        .char_indices()
+        .filter(|(i, c)| {
+            let next = line[i + 1..].chars().next();
+            (*c == '.' && next.is_some_and(|n| n.is_alphabetic() || n == '_'))
+                || (*c == '(' && next.is_some_and(|n| n != ')'))
+        })
+        .map(|(i, _)| s + i + 1)
+        .filter(|&c| (3..=100).contains(&(end - c)))
+        .collect();
+    if spots.is_empty() {
+        return None;
+    }
+    Some((spots[rng.below(spots.len())], end))
+}
+
+fn block_hole(index: &Index, path: &str, text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
+    let syms = index.file(path)?;
+    let fns: Vec<_> = syms
+        .definitions
+        .iter()
+        .filter(|d| matches!(d.kind, DefKind::Function | DefKind::Method))
+        .collect();
+    if fns.is_empty() {
+        return None;
+    }
+    let d = fns[rng.below(fns.len())];
+    let spans = line_spans(text);
+    let sig_lines = d.signature.lines().count().max(1) as u32;
+    let first = d.start_line + sig_lines;
+    let mut last = d.end_line;
+    if spans
+        .get(last as usize)
+        .is_some_and(|(s, e)| text[*s..*e].trim().chars().all(|c| c == '}' || c == ';'))
+    {
+        last -= 1; // the closing brace stays: the editor has it already
+    }
+    if first > last || last - first + 1 > 8 || last as usize >= spans.len() {
+        return None;
+    }
+    let (s, _) = spans[first as usize];
+    let (_, e) = spans[last as usize];
+    let body = &text[s..e];
+    if body.trim().len() < 6 || text[s..e].trim() == "{" {
+        return None;
+    }
+    Some((s, s + body.trim_end().len()))
+}
+
+/// `n` holes from the indexed files of `index`, 40% line, 30% mid-line, 30% block.
+pub fn sample(index: &Index, n: usize, seed: u64) -> Vec<Hole> {
+    let paths: Vec<String> = index.paths().map(String::from).collect();
+    let mut rng = Rng::new(seed);
+    let mut out: Vec<Hole> = Vec::new();
+    let mut attempts = 0;
+    while out.len() < n && attempts < n * 200 && !paths.is_empty() {
+        attempts += 1;
+        let kind = match out.len() % 10 {
+            0..=3 => HoleKind::Line,
+            4..=6 => HoleKind::MidLine,
+            _ => HoleKind::Block,
+        };
+        let path = &paths[rng.below(paths.len())];
+        let Some(lang) = index.file(path).map(|f| f.lang) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(index.root().join(path)) else {
+            continue;
+        };
+        if text.len() > MAX_FILE || text.contains('\r') {
+            continue;
+        }
+        let span = match kind {
+            HoleKind::Line => line_hole(&text, &mut rng),
+            HoleKind::MidLine => mid_line_hole(&text, &mut rng),
+            HoleKind::Block => block_hole(index, path, &text, &mut rng),
+        };
+        let Some((cursor, end)) = span else { continue };
+        if out.iter().any(|h| h.path == *path && h.cursor == cursor) {
+            continue;
+        }
+        out.push(Hole {
+            path: path.clone(),
+            lang,
+            kind,
+            cursor,
+            answer: text[cursor..end].to_string(),
+            text,
+        });
+    }
+    out
+}
