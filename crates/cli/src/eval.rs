@@ -28,11 +28,20 @@ pub struct HumanEvalArgs {
     /// Rows per language, evenly spaced through the set.
     #[arg(long)]
     limit: Option<usize>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What every eval takes.
+#[derive(Args)]
+pub struct Common {
+    /// A built-in model name or a path to a GGUF file.
     #[arg(long)]
     model: Option<String>,
+    /// Print the scores as JSON.
     #[arg(long)]
     json: bool,
-    /// Also print each row's outcome (JSON lines on stderr).
+    /// Also print each case's outcome (JSON lines on stderr).
     #[arg(long)]
     verbose: bool,
 }
@@ -45,7 +54,7 @@ pub struct RepoArgs {
     holes: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// none, file, repo, or all.
+    /// none, file, repo (comma-separated), or all.
     #[arg(long, default_value = "all")]
     context: String,
     /// Prompt budget in tokens.
@@ -53,13 +62,8 @@ pub struct RepoArgs {
     budget: usize,
     #[arg(long, default_value_t = 64)]
     max_tokens: usize,
-    #[arg(long)]
-    model: Option<String>,
-    #[arg(long)]
-    json: bool,
-    /// Also print each hole's outcome (JSON lines on stderr).
-    #[arg(long)]
-    verbose: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 fn load_engine(model: Option<&str>) -> Result<Engine> {
@@ -83,7 +87,7 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
     }
     let rows = humaneval::load(&a.data)?;
     let rows = humaneval::sample(rows, &a.lang, a.limit);
-    let mut engine = load_engine(a.model.as_deref())?;
+    let mut engine = load_engine(a.common.model.as_deref())?;
     let bar = crate::progress::bar(rows.len() as u64, "rows");
     let mut outcomes = Vec::new();
     let mut c = Completer {
@@ -92,7 +96,7 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
     };
     for row in &rows {
         let o = humaneval::run_row(&mut c, row)?;
-        if a.verbose {
+        if a.common.verbose {
             eprintln!("{}", serde_json::to_string(&o)?);
         }
         outcomes.push(o);
@@ -100,7 +104,7 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let scores = humaneval::scores(&outcomes);
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             json!({ "data": a.data.display().to_string(), "scores": scores })
@@ -123,8 +127,13 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
 fn repo_eval(a: RepoArgs) -> Result<()> {
     let modes: Vec<ContextMode> = match a.context.as_str() {
         "all" => ContextMode::ALL.to_vec(),
-        m => vec![ContextMode::from_name(m)
-            .with_context(|| format!("unknown context mode `{m}` (none, file, repo, all)"))?],
+        list => list
+            .split(',')
+            .map(|m| {
+                ContextMode::from_name(m.trim())
+                    .with_context(|| format!("unknown context mode `{m}` (none, file, repo, all)"))
+            })
+            .collect::<Result<_>>()?,
     };
     let root = crate::index::repo_root(Some(&a.dir))?;
     let (mut index, stats) = crate::index::open(&root)?;
@@ -132,7 +141,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
         bail!("{}: no source files to cut holes from", root.display());
     }
     let holes = holes::sample(&index, a.holes, a.seed);
-    let mut engine = load_engine(a.model.as_deref())?;
+    let mut engine = load_engine(a.common.model.as_deref())?;
     let settings = repo::Settings {
         repo_name: root
             .file_name()
@@ -145,7 +154,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
         max_tokens: a.max_tokens,
     };
     let bar = crate::progress::bar((holes.len() * modes.len()) as u64, "completions");
-    let verbose = a.verbose;
+    let verbose = a.common.verbose;
     let outcomes = repo::run(
         &mut engine,
         &mut index,
@@ -163,7 +172,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     let scores = repo::scores(&outcomes);
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             json!({

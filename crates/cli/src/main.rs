@@ -5,6 +5,7 @@ mod bench_index;
 mod complete;
 mod eval;
 mod index;
+mod lsp;
 mod model;
 mod progress;
 
@@ -49,6 +50,8 @@ enum Command {
     Symbols(index::SymbolsArgs),
     /// Show the code most similar to the lines before FILE:LINE.
     Similar(index::SimilarArgs),
+    /// Run the language server (stdio).
+    Lsp(lsp::LspArgs),
     /// Measure completion quality (exact match) on public data or a repository.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -62,10 +65,10 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .init();
     // Before any tensor exists: candle sizes its thread pool once.
-    moat_engine::device::set_cpu_threads(
-        cli.threads
-            .unwrap_or_else(moat_engine::device::available_cores),
-    );
+    let threads = cli
+        .threads
+        .unwrap_or_else(moat_engine::device::available_cores);
+    moat_engine::device::set_cpu_threads(threads);
     let result = match cli.command {
         Command::Complete(args) => complete::run(args),
         Command::Model(cmd) => model::run(cmd),
@@ -74,6 +77,7 @@ fn main() {
         Command::Symbols(args) => index::run_symbols(args),
         Command::Similar(args) => index::run_similar(args),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Lsp(args) => lsp::run(args, threads),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

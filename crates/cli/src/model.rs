@@ -113,3 +113,28 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// The model file for the language server: a path, or a built-in model already fetched.
+/// Never downloads (the server opens no connection); says how to fetch instead.
+pub fn locate_offline(model: Option<&str>) -> std::result::Result<PathBuf, String> {
+    if let Some(m) = model {
+        let p = PathBuf::from(m);
+        if p.is_file() {
+            return Ok(p);
+        }
+        if m.ends_with(".gguf") || m.contains('/') {
+            return Err(format!("model file {m} does not exist"));
+        }
+    }
+    let m = manifest(model).map_err(|e| format!("{e:#}"))?;
+    let store = Store::from_env();
+    match store.state(&m) {
+        ModelState::Ready(_) => Ok(store.prepared_path(&m)),
+        _ => Err(format!(
+            "model {} is not in {}; run `moat model fetch {}` first",
+            m.name,
+            store.root().display(),
+            m.name
+        )),
+    }
+}

@@ -19,6 +19,21 @@ fn model_path() -> std::path::PathBuf {
 }
 
 /// Removes all whitespace, so that `fib(n-1)` matches `fib(n - 1)`.
+/// `moat complete LOCATION --json --threads 2 EXTRA…`, which must succeed.
+fn complete_json(location: &str, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args(["complete", location, "--json", "--threads", "2"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn squash(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
@@ -164,22 +179,7 @@ fn cli_complete_prints_json_with_timings() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fib.py");
     std::fs::write(&file, "def fib(n):\n    \n\n\nprint(fib(10))\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_moat"))
-        .args([
-            "complete",
-            &format!("{}:2:5", file.display()),
-            "--json",
-            "--threads",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = complete_json(&format!("{}:2:5", file.display()), &[]);
     assert!(
         squash(v["text"].as_str().unwrap()).contains("fib(n-1)+fib(n-2)"),
         "{v}"
@@ -250,26 +250,8 @@ fn cli_complete_draws_on_the_repository() {
         "from pricing import apply_discount, add_tax\n\n\ndef checkout(cart, coupon_percent):\n    subtotal = sum(item.price_cents for item in cart)\n    discounted = \n    return add_tax(discounted, 8)\n",
     )
     .unwrap();
-    let run = |context: &str| -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_moat"))
-            .args([
-                "complete",
-                &format!("{}:6:18", file.display()),
-                "--context",
-                context,
-                "--json",
-                "--threads",
-                "2",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let location = format!("{}:6:18", file.display());
+    let run = |context: &str| complete_json(&location, &["--context", context]);
     let repo = run("repo");
     let sources = repo["sources"].as_array().unwrap();
     assert!(

@@ -151,15 +151,32 @@ impl Assembler<'_> {
         let cursor_line = lines::line_of(&starts, req.cursor);
         let total = self.budget.total;
 
-        // Markup alone: an empty prompt of the same shape, rendered.
-        let shape = |context: Vec<ContextFile>| FimPrompt {
-            prefix: String::new(),
-            suffix: String::new(),
-            path: (mode != ContextMode::None).then(|| req.path.to_string()),
-            repo_name: (mode != ContextMode::None).then(|| self.repo_name.clone()),
-            context,
+        // With repository context the prompt is in the model's repository format (repo
+        // name, then each file under its path, the current one last); without any, it is
+        // plain fill-in-the-middle, the form the model was trained on for one file (the
+        // repository header alone made the default model answer worse: `return n` for the
+        // body of `fib`).
+        let shape = |context: Vec<ContextFile>| {
+            let repo = !context.is_empty();
+            FimPrompt {
+                prefix: String::new(),
+                suffix: String::new(),
+                path: repo.then(|| req.path.to_string()),
+                repo_name: repo.then(|| self.repo_name.clone()),
+                context,
+            }
         };
-        let overhead = fim::render(self.tok, self.format, &shape(Vec::new()))?.len();
+        // Markup alone, rendered; in repo mode with the header the context will need.
+        let header = FimPrompt {
+            path: Some(req.path.to_string()),
+            repo_name: Some(self.repo_name.clone()),
+            ..Default::default()
+        };
+        let overhead = if mode == ContextMode::Repo {
+            fim::render(self.tok, self.format, &header)?.len()
+        } else {
+            fim::render(self.tok, self.format, &shape(Vec::new()))?.len()
+        };
         let avail = total.saturating_sub(overhead);
 
         // Units of the window: whole lines outward from the cursor; the first unit of each

@@ -214,17 +214,24 @@ impl Post {
             .skip(1)
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
+        // A block whose body is already there (the suffix goes on deeper than its opener)
+        // takes one statement, not a second body.
+        let body_follows = |opener: &str| {
+            !next_line.is_empty() && next_indent > indent(opener) && !only_closers(&next_line)
+        };
         let shape = if !rest_of_line.trim().is_empty() && !only_closers(&rest_of_line) {
             Shape::Line
         } else if !line_prefix.trim().is_empty() {
-            if opens_block(&line_prefix, lang) {
+            if opens_block(&line_prefix, lang) && !body_follows(&line_prefix) {
                 Shape::Block
+            } else if opens_block(&line_prefix, lang) {
+                Shape::Statement
             } else if continues(&line_prefix, lang) || !rest_of_line.trim().is_empty() {
                 Shape::Line
             } else {
                 Shape::Statement
             }
-        } else if opens_block(prev_line, lang)
+        } else if (opens_block(prev_line, lang) && !body_follows(prev_line))
             || lang.is_some_and(|l| in_empty_block(l, &before, &after))
         {
             Shape::Block
@@ -289,7 +296,13 @@ impl Post {
             let ind = indent(&full);
             // The suffix's next line again: the hole is filled.
             let fresh_line = i > 0 || self.line_prefix.trim().is_empty();
-            if fresh_line && !self.next_line.is_empty() && full.trim() == self.next_line {
+            // (Closers repeat only at the same indentation: `}` at 4 is not `}` at 0.)
+            let same_closer = !only_closers(&full) || ind == self.next_indent;
+            if fresh_line
+                && !self.next_line.is_empty()
+                && full.trim() == self.next_line
+                && same_closer
+            {
                 return cut_before;
             }
             let b = *base.get_or_insert(match self.shape {

@@ -116,9 +116,26 @@ fn modes_differ_as_documented() {
     let file = assemble(&e, &idx, &main, cursor, 700, ContextMode::File);
     assert!(file.prompt.suffix.starts_with("l) for l in f]"));
     assert!(file.prompt.context.is_empty());
-    assert_eq!(file.prompt.path.as_deref(), Some("main.py"));
+    // Without context, plain fill-in-the-middle; with it, the repository format.
+    assert!(file.prompt.path.is_none() && file.prompt.repo_name.is_none());
     let repo = assemble(&e, &idx, &main, cursor, 700, ContextMode::Repo);
     assert!(!repo.prompt.context.is_empty());
+    assert_eq!(repo.prompt.path.as_deref(), Some("main.py"));
+    assert_eq!(repo.prompt.repo_name.as_deref(), Some("shop"));
+    // The window is whole lines nearest the cursor.
+    for a in [&none, &file, &repo] {
+        let (before, after) = main.split_at(cursor);
+        let p = &a.prompt.prefix;
+        assert!(before.ends_with(p.as_str()));
+        assert!(p.len() == before.len() || before[..before.len() - p.len()].ends_with('\n'));
+        let s = &a.prompt.suffix;
+        assert!(after.starts_with(s.as_str()));
+        assert!(s.is_empty() || s.ends_with('\n') || s.len() == after.len());
+    }
+    assert!(
+        file.prompt.prefix.len() < main[..cursor].len(),
+        "the budget cut nothing"
+    );
 }
 
 #[test]

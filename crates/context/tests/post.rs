@@ -108,6 +108,15 @@ const CASES: &[Case] = &[
         shape: Shape::Statement,
     },
     Case {
+        name: "java: the method's closing brace before the class's",
+        lang: Lang::Java,
+        prefix: "class Problem {\n    public static long fib4(long n) {\n        if (n == 3) return 0;\n        return fib4(n-1) + fib4(n-2) + fib4(n-3) + fib4(n-4);\n",
+        suffix: "\n}",
+        raw: "    }\n",
+        want: "    }",
+        shape: Shape::Statement,
+    },
+    Case {
         name: "java: a loop header whose body the suffix has",
         lang: Lang::Java,
         prefix: "    public static boolean belowThreshold(ArrayList<Long> l, long t) {\n        Long[] a = l.toArray(new Long[l.size()]);\n",
@@ -132,7 +141,7 @@ const CASES: &[Case] = &[
         suffix: "\n            if(l[i] < l[i + 1]){\n                return false;\n            }\n        }\n    }\n    return true;\n}",
         raw: "        for(var i = 1; i < l.length - 1; i++){\n            if(l[i] < l[i + 1]){\n                return false;\n            }\n",
         want: "        for(var i = 1; i < l.length - 1; i++){",
-        shape: Shape::Block,
+        shape: Shape::Statement,
     },
     Case {
         name: "javascript: the model only repeats the suffix: nothing rather than junk",
@@ -193,7 +202,11 @@ fn no_language_still_trims_by_lines() {
 #[test]
 fn a_compound_statement_ends_with_its_block() {
     // Python: the block ends where a line comes back to the statement's indentation.
-    let post = Post::new(Some(Lang::Python), "def f(xs):\n    total = 0\n", "\n    return total\n");
+    let post = Post::new(
+        Some(Lang::Python),
+        "def f(xs):\n    total = 0\n",
+        "\n    return total\n",
+    );
     assert_eq!(post.shape(), Shape::Statement);
     assert_eq!(
         post.finish("    for x in xs:\n        total += x\n    print(total)\n"),
@@ -201,11 +214,17 @@ fn a_compound_statement_ends_with_its_block() {
     );
     // An `else` continues it.
     assert_eq!(
-        post.finish("    if xs:\n        total = 1\n    else:\n        total = 2\n    print(total)\n"),
+        post.finish(
+            "    if xs:\n        total = 1\n    else:\n        total = 2\n    print(total)\n"
+        ),
         "    if xs:\n        total = 1\n    else:\n        total = 2"
     );
     // Braces: the closing brace ends it.
-    let post = Post::new(Some(Lang::Go), "func f(xs []int) int {\n\ttotal := 0\n", "\n\treturn total\n}\n");
+    let post = Post::new(
+        Some(Lang::Go),
+        "func f(xs []int) int {\n\ttotal := 0\n",
+        "\n\treturn total\n}\n",
+    );
     assert_eq!(
         post.finish("\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\tfmt.Println(total)\n"),
         "\tfor _, x := range xs {\n\t\ttotal += x\n\t}"

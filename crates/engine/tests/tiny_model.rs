@@ -382,28 +382,6 @@ fn complete_trims_and_reports_timings() {
 }
 
 #[test]
-fn clip_window_keeps_whole_lines_nearest_the_cursor_within_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = load(&tiny(&dir, TinySpec::default()));
-    let tok = e.tokenizer();
-    let prefix: String = (0..200)
-        .map(|i| format!("line_{i} = {i}\n"))
-        .collect::<String>()
-        + "x = ";
-    let suffix: String = (0..200).map(|i| format!("after_{i}()\n")).collect();
-    let (p, s) = moat_engine::fim::clip_window(tok, &prefix, &suffix, 100, 40).unwrap();
-    assert!(prefix.ends_with(&p) && suffix.starts_with(&s));
-    assert!(p.ends_with("line_199 = 199\nx = "), "{p:?}");
-    assert!(p.starts_with("line_"), "starts mid-line: {p:?}");
-    assert!(tok.count(&p).unwrap() <= 100 + 4, "prefix over budget");
-    assert!(tok.count(&s).unwrap() <= 40 + 4, "suffix over budget");
-    assert!(s.ends_with('\n') && s.starts_with("after_0()"), "{s:?}");
-    // Small inputs are kept whole.
-    let (p, s) = moat_engine::fim::clip_window(tok, "a\nb", "c\nd", 100, 100).unwrap();
-    assert_eq!((p.as_str(), s.as_str()), ("a\nb", "c\nd"));
-}
-
-#[test]
 fn own_kernels_predict_like_candle_kernels() {
     let dir = tempfile::tempdir().unwrap();
     for dtype in [GgmlDType::Q5_0, GgmlDType::Q8_0] {

@@ -112,11 +112,11 @@ fn mid_line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
     let spots: Vec<usize> = line
         .char_indices()
         .filter(|(i, c)| {
-            let next = line[i + 1..].chars().next();
+            let next = line[i + c.len_utf8()..].chars().next();
             (*c == '.' && next.is_some_and(|n| n.is_alphabetic() || n == '_'))
                 || (*c == '(' && next.is_some_and(|n| n != ')'))
         })
-        .map(|(i, _)| s + i + 1)
+        .map(|(i, c)| s + i + c.len_utf8())
         .filter(|&c| (3..=100).contains(&(end - c)))
         .collect();
     if spots.is_empty() {

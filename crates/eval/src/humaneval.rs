@@ -1,7 +1,7 @@
 //! HumanEval-FIM (single-line): the rows, and exact match by the report's first-line rule
 //! and by our post-processing, per language and pooled.
 
-use crate::metrics::{exact_match, first_line, percentile};
+use crate::metrics::{exact_match, first_line, percent, percentile};
 use crate::{Completer, EvalError, Result};
 use moat_context::post::Post;
 use moat_engine::FimPrompt;
@@ -100,24 +100,19 @@ pub struct Outcome {
 
 fn score(outcomes: &[&Outcome]) -> Score {
     let n = outcomes.len();
-    let pct = |k: usize| {
-        if n == 0 {
-            0.0
-        } else {
-            100.0 * k as f64 / n as f64
-        }
-    };
     let lat: Vec<f64> = outcomes.iter().map(|o| o.ms).collect();
+    let first = outcomes
+        .iter()
+        .filter(|o| o.first_line == o.want.trim())
+        .count();
+    let ours = outcomes
+        .iter()
+        .filter(|o| exact_match(&o.post, &o.want))
+        .count();
     Score {
         n,
-        first_line_em: pct(outcomes
-            .iter()
-            .filter(|o| o.first_line == o.want.trim())
-            .count()),
-        post_em: pct(outcomes
-            .iter()
-            .filter(|o| exact_match(&o.post, &o.want))
-            .count()),
+        first_line_em: percent(first, n),
+        post_em: percent(ours, n),
         latency_p50_ms: percentile(&lat, 0.5),
         latency_p95_ms: percentile(&lat, 0.95),
     }

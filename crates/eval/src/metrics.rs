@@ -56,6 +56,25 @@ pub fn first_line(generation: &str) -> &str {
     g.split('\n').next().unwrap_or("").trim()
 }
 
+/// `k` of `n` in percent (0 for no cases).
+pub fn percent(k: usize, n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        100.0 * k as f64 / n as f64
+    }
+}
+
+/// The mean, 0 for no values.
+pub fn mean(values: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        0.0
+    } else {
+        values.sum::<f64>() / n as f64
+    }
+}
+
 /// The `q` quantile (0..=1) by nearest rank; NaN for no values.
 pub fn percentile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {
@@ -92,5 +111,12 @@ mod tests {
         assert_eq!(percentile(&[3.0, 1.0, 2.0, 4.0], 0.5), 2.0);
         assert_eq!(percentile(&[3.0, 1.0, 2.0, 4.0], 0.95), 4.0);
         assert!(percentile(&[], 0.5).is_nan());
+        assert_eq!(percent(1, 4), 25.0);
+        assert_eq!(percent(0, 0), 0.0);
+        assert_eq!(mean([1.0, 2.0].into_iter()), 1.5);
+        assert_eq!(
+            mean(std::iter::empty::<f64>().collect::<Vec<_>>().into_iter()),
+            0.0
+        );
     }
 }

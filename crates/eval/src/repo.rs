@@ -3,7 +3,7 @@
 //! copied from the index), scored by exact match, edit similarity and identifier match.
 
 use crate::holes::{Hole, HoleKind};
-use crate::metrics::{edit_similarity, exact_match, identifier_match, percentile};
+use crate::metrics::{edit_similarity, exact_match, identifier_match, mean, percent, percentile};
 use crate::{Completer, Result};
 use moat_context::{Assembler, Budget, ContextMode, Request};
 use moat_engine::Engine;
@@ -124,28 +124,13 @@ pub fn run(
 
 fn score(v: &[&Outcome]) -> Score {
     let n = v.len();
-    let pct = |k: usize| {
-        if n == 0 {
-            0.0
-        } else {
-            100.0 * k as f64 / n as f64
-        }
-    };
     let lat: Vec<f64> = v.iter().map(|o| o.ms).collect();
     Score {
         n,
-        exact_match: pct(v.iter().filter(|o| o.exact).count()),
-        edit_similarity: if n == 0 {
-            0.0
-        } else {
-            100.0 * v.iter().map(|o| o.edit_similarity).sum::<f64>() / n as f64
-        },
-        identifier_exact_match: pct(v.iter().filter(|o| o.identifier_exact).count()),
-        prompt_tokens_mean: if n == 0 {
-            0.0
-        } else {
-            v.iter().map(|o| o.prompt_tokens as f64).sum::<f64>() / n as f64
-        },
+        exact_match: percent(v.iter().filter(|o| o.exact).count(), n),
+        edit_similarity: 100.0 * mean(v.iter().map(|o| o.edit_similarity)),
+        identifier_exact_match: percent(v.iter().filter(|o| o.identifier_exact).count(), n),
+        prompt_tokens_mean: mean(v.iter().map(|o| o.prompt_tokens as f64)),
         latency_p50_ms: percentile(&lat, 0.5),
         latency_p95_ms: percentile(&lat, 0.95),
     }

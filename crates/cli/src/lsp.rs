@@ -1,0 +1,48 @@
+//! `moat lsp`: the language server on stdio (or one loopback TCP client, for debugging).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use moat_lsp::ServerOptions;
+
+#[derive(Args)]
+pub struct LspArgs {
+    /// Serve one client on this loopback address instead of stdio (e.g. 127.0.0.1:9257).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Accepted for editors that pass it; stdio is the default.
+    #[arg(long)]
+    stdio: bool,
+}
+
+pub fn run(args: LspArgs, threads: usize) -> Result<()> {
+    if let Some(addr) = args.listen {
+        if !addr.ip().is_loopback() {
+            bail!("--listen takes a loopback address (127.0.0.1 or ::1), got {addr}");
+        }
+    }
+    let opts = ServerOptions {
+        locate_model: Box::new(crate::model::locate_offline),
+        index_cache: Some(moat_models::Store::from_env().root().join("index")),
+        threads,
+    };
+    // The model has its own thread; two runtime threads keep the protocol responsive.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let served = rt.block_on(async {
+        match args.listen {
+            Some(addr) => moat_lsp::serve_tcp(opts, addr).await,
+            None => {
+                moat_lsp::serve_stdio(opts).await;
+                Ok(())
+            }
+        }
+    });
+    // After `exit`, a read of stdin may still be pending on a blocking thread: do not wait
+    // for it (nor for the model thread); the process ends here.
+    rt.shutdown_background();
+    served.context("serving")?;
+    Ok(())
+}

@@ -1,0 +1,788 @@
+//! The `LanguageServer`: lifecycle, document sync, inline completion, the accept command,
+//! the telemetry notifications and `moat/status`.
+
+use crate::documents::{self, Document, Documents, Encoding};
+use crate::protocol::*;
+use crate::settings::Settings;
+use crate::typing::Shown;
+use crate::worker::{Input, ModelState, SharedIndex, WorkError, Worker};
+use moat_context::RecentEdit;
+use moat_engine::{CancelFlag, DeviceChoice, EngineOptions};
+use moat_index::{persist, Index, Lang, WalkOptions};
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// Finds the model file for a setting (a name or a path). The binary supplies it; it must
+/// not download anything (the server opens no connection).
+pub type ModelLocator = dyn Fn(Option<&str>) -> std::result::Result<PathBuf, String> + Send + Sync;
+
+pub struct ServerOptions {
+    pub locate_model: Box<ModelLocator>,
+    /// Where persisted indexes live.
+    pub index_cache: Option<PathBuf>,
+    /// Threads the engine runs on (fixed for the process).
+    pub threads: usize,
+}
+
+/// Documents larger than this are served but not indexed (like the walker's limit).
+const INDEX_MAX_BYTES: usize = 1 << 20;
+/// Items remembered for accept and telemetry events.
+const ITEMS: usize = 1000;
+/// Latencies kept for the status.
+const LATENCIES: usize = 200;
+/// Recent edit regions kept for context.
+const RECENT: usize = 8;
+
+#[derive(Debug, Clone)]
+struct Item {
+    uri: String,
+    text: String,
+    shown_at: Option<Instant>,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Counters {
+    requests: u64,
+    model_calls: u64,
+    typing_cache_hits: u64,
+    superseded: u64,
+    empty: u64,
+    errors: u64,
+    shown: u64,
+    accepted: u64,
+    partially_accepted: u64,
+    dismissed: u64,
+}
+
+#[derive(Default)]
+struct State {
+    docs: Mutex<Documents>,
+    settings: RwLock<Settings>,
+    encoding: Mutex<Option<Encoding>>,
+    root: Mutex<Option<PathBuf>>,
+    index: SharedIndex,
+    indexing: Mutex<&'static str>,
+    worker: OnceLock<Worker>,
+    seq: Mutex<HashMap<String, u64>>,
+    running: Mutex<HashMap<String, CancelFlag>>,
+    shown: Mutex<HashMap<String, Shown>>,
+    items: Mutex<(HashMap<String, Item>, VecDeque<String>)>,
+    recent: Mutex<VecDeque<RecentEdit>>,
+    next_id: AtomicU64,
+    counters: Mutex<Counters>,
+    latencies: Mutex<VecDeque<f64>>,
+    setting_problems: Mutex<Vec<String>>,
+}
+
+pub struct Backend {
+    client: Client,
+    opts: Arc<ServerOptions>,
+    state: Arc<State>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take the server down with a poisoned lock.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sets the cancel flag when the request's future is dropped (`$/cancelRequest`, or a
+/// client that went away), so the model stops generating for nobody.
+struct CancelOnDrop(CancelFlag);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+fn percentile(v: &VecDeque<f64>, q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s: Vec<f64> = v.iter().copied().collect();
+    s.sort_by(f64::total_cmp);
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    Some((s[rank - 1] * 10.0).round() / 10.0)
+}
+
+impl Backend {
+    pub fn new(client: Client, opts: Arc<ServerOptions>) -> Self {
+        Self {
+            client,
+            opts,
+            state: Arc::new(State::default()),
+        }
+    }
+
+    fn encoding(&self) -> Encoding {
+        lock(&self.state.encoding).unwrap_or(Encoding::Utf16)
+    }
+
+    fn settings(&self) -> Settings {
+        self.state
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The repository path of a document: relative to the root when inside it.
+    fn rel_path(&self, uri: &Uri) -> String {
+        let path = uri.to_file_path().map(|p| p.into_owned());
+        let root = lock(&self.state.root).clone();
+        match (path, root) {
+            (Some(p), Some(r)) => p
+                .strip_prefix(&r)
+                .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_else(|_| p.display().to_string()),
+            (Some(p), None) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            _ => uri.as_str().to_string(),
+        }
+    }
+
+    fn lang_of(&self, uri: &Uri, language_id: &str) -> Option<Lang> {
+        uri.to_file_path()
+            .and_then(|p| Lang::from_path(&p))
+            .or_else(|| Lang::from_name(language_id))
+    }
+
+    fn new_id(&self) -> String {
+        format!(
+            "moat-{}",
+            self.state.next_id.fetch_add(1, Ordering::Relaxed) + 1
+        )
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut lock(&self.state.counters));
+    }
+
+    /// Keeps the index in step with an open document (off the async threads).
+    fn reindex(&self, uri: &Uri, text: &str, language_id: &str) {
+        if text.len() > INDEX_MAX_BYTES || lock(&self.state.root).is_none() {
+            return;
+        }
+        let Some(lang) = self.lang_of(uri, language_id) else {
+            return;
+        };
+        let rel = self.rel_path(uri);
+        if rel.starts_with('/') {
+            return; // outside the repository
+        }
+        let index = self.state.index.clone();
+        let text = text.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Some(idx) = index.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                idx.update_text(&rel, lang, &text);
+            }
+        });
+    }
+
+    fn start_background(&self) {
+        let settings = self.settings();
+        let device: DeviceChoice = match settings.device.parse() {
+            Ok(d) => d,
+            Err(e) => {
+                let msg = format!("device `{}`: {e}", settings.device);
+                let _ = self.state.worker.set(Worker::start(
+                    Err(msg),
+                    EngineOptions::default(),
+                    self.state.index.clone(),
+                ));
+                return self.start_indexing();
+            }
+        };
+        let model = (self.opts.locate_model)(settings.model.as_deref());
+        let worker = Worker::start(
+            model,
+            EngineOptions {
+                device,
+                ..Default::default()
+            },
+            self.state.index.clone(),
+        );
+        let _ = self.state.worker.set(worker.clone());
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let token = NumberOrString::String("moat/model".into());
+            let created = client
+                .send_request::<request::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                    token: token.clone(),
+                })
+                .await
+                .is_ok();
+            let progress = if created {
+                Some(
+                    client
+                        .progress(token, "moat: loading the model")
+                        .begin()
+                        .await,
+                )
+            } else {
+                None
+            };
+            loop {
+                match worker.state() {
+                    ModelState::Loading => tokio::time::sleep(Duration::from_millis(100)).await,
+                    ModelState::Ready { .. } => {
+                        if let Some(p) = progress {
+                            p.finish_with_message("ready").await;
+                        }
+                        break;
+                    }
+                    ModelState::Failed { error } => {
+                        if let Some(p) = progress {
+                            p.finish_with_message("failed").await;
+                        }
+                        client
+                            .show_message(MessageType::ERROR, format!("moat: {error}"))
+                            .await;
+                        break;
+                    }
+                }
+            }
+        });
+        self.start_indexing();
+    }
+
+    fn start_indexing(&self) {
+        let Some(root) = lock(&self.state.root).clone() else {
+            *lock(&self.state.indexing) = "no repository";
+            return;
+        };
+        *lock(&self.state.indexing) = "indexing";
+        let state = self.state.clone();
+        let cache = self.opts.index_cache.clone();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let token = NumberOrString::String("moat/index".into());
+            let created = client
+                .send_request::<request::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                    token: token.clone(),
+                })
+                .await
+                .is_ok();
+            let progress = if created {
+                Some(client.progress(token, "moat: indexing").begin().await)
+            } else {
+                None
+            };
+            let built =
+                tokio::task::spawn_blocking(move || build_index(&root, cache.as_deref())).await;
+            let message = match built {
+                Ok(Ok(idx)) => {
+                    let s = idx.stats();
+                    let msg = format!("{} files, {} definitions", s.files, s.definitions);
+                    *state.index.write().unwrap_or_else(|p| p.into_inner()) = Some(idx);
+                    *lock(&state.indexing) = "ready";
+                    msg
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("indexing failed: {e}");
+                    *lock(&state.indexing) = "failed";
+                    format!("failed: {e}")
+                }
+                Err(e) => {
+                    *lock(&state.indexing) = "failed";
+                    format!("failed: {e}")
+                }
+            };
+            if let Some(p) = progress {
+                p.finish_with_message(message).await;
+            }
+        });
+    }
+
+    /// The completion at a position: from the typing-through cache, or from the model after
+    /// the debounce. `None`: nothing to show (disabled, superseded, loading, or no text).
+    async fn complete_at(
+        &self,
+        uri: &Uri,
+        pos: Position,
+    ) -> Result<Option<(String, String, Range)>> {
+        let settings = self.settings();
+        let key = uri.as_str().to_string();
+        let enc = self.encoding();
+        let (text, version, language_id) = {
+            let docs = lock(&self.state.docs);
+            let Some(doc) = docs.get(&key) else {
+                return Err(Error::invalid_params(format!(
+                    "{key} is not open (send textDocument/didOpen first)"
+                )));
+            };
+            (doc.text.clone(), doc.version, doc.language_id.clone())
+        };
+        let cursor = documents::offset(&text, pos.line, pos.character, enc)
+            .map_err(|e| Error::invalid_params(e.to_string()))?;
+        self.count(|c| c.requests += 1);
+        if !settings.enabled || !settings.language_enabled(&language_id) {
+            return Ok(None);
+        }
+        let range = Range {
+            start: pos,
+            end: pos,
+        };
+        // Typing through the shown completion: the rest of it, no model call.
+        let cached = lock(&self.state.shown)
+            .get(&key)
+            .and_then(|s| s.rest(&text, cursor).map(|r| (s.id.clone(), r.to_string())));
+        if let Some((id, rest)) = cached {
+            self.count(|c| c.typing_cache_hits += 1);
+            return Ok(Some((id, rest, range)));
+        }
+        // Debounce: a newer request for this document within the wait replaces this one.
+        let mine = {
+            let mut seq = lock(&self.state.seq);
+            let n = seq.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        tokio::time::sleep(Duration::from_millis(settings.debounce_ms)).await;
+        let still_mine = lock(&self.state.seq).get(&key) == Some(&mine);
+        let same_text = lock(&self.state.docs)
+            .get(&key)
+            .is_some_and(|d| d.version == version);
+        if !still_mine || !same_text {
+            self.count(|c| c.superseded += 1);
+            return Ok(None);
+        }
+        let Some(worker) = self.state.worker.get() else {
+            return Ok(None); // not initialized yet
+        };
+        let cancel = CancelFlag::new();
+        if let Some(old) = lock(&self.state.running).insert(key.clone(), cancel.clone()) {
+            old.cancel(); // an older generation for this document: nobody waits for it
+        }
+        let _guard = CancelOnDrop(cancel.clone());
+        let repo_name = lock(&self.state.root)
+            .as_ref()
+            .and_then(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "repo".into());
+        let path = self.rel_path(uri);
+        let recent: Vec<RecentEdit> = lock(&self.state.recent)
+            .iter()
+            .filter(|e| e.path != path)
+            .cloned()
+            .collect();
+        let input = Input {
+            uri: key.clone(),
+            path,
+            repo_name,
+            lang: self.lang_of(uri, &language_id),
+            text: text.clone(),
+            cursor,
+            mode: settings.context,
+            budget: settings.context_budget,
+            max_tokens: settings.max_tokens,
+            recent,
+        };
+        self.count(|c| c.model_calls += 1);
+        match worker.complete(input, cancel).await {
+            Ok(out) => {
+                {
+                    let mut l = lock(&self.state.latencies);
+                    l.push_back(out.total_ms);
+                    if l.len() > LATENCIES {
+                        l.pop_front();
+                    }
+                }
+                if out.text.is_empty() {
+                    self.count(|c| c.empty += 1);
+                    return Ok(None);
+                }
+                let id = self.new_id();
+                lock(&self.state.shown).insert(
+                    key.clone(),
+                    Shown {
+                        id: id.clone(),
+                        before: text[..cursor].to_string(),
+                        after: text[cursor..].to_string(),
+                        text: out.text.clone(),
+                    },
+                );
+                self.remember(&id, &key, &out.text);
+                Ok(Some((id, out.text, range)))
+            }
+            Err(WorkError::Cancelled) => {
+                self.count(|c| c.superseded += 1);
+                Ok(None)
+            }
+            Err(WorkError::Loading) => Ok(None),
+            Err(e) => {
+                self.count(|c| c.errors += 1);
+                tracing::warn!("completion failed: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    fn remember(&self, id: &str, uri: &str, text: &str) {
+        let mut items = lock(&self.state.items);
+        items.0.insert(
+            id.to_string(),
+            Item {
+                uri: uri.to_string(),
+                text: text.to_string(),
+                shown_at: None,
+            },
+        );
+        items.1.push_back(id.to_string());
+        while items.1.len() > ITEMS {
+            if let Some(old) = items.1.pop_front() {
+                items.0.remove(&old);
+            }
+        }
+    }
+
+    fn accept_command(id: &str) -> Command {
+        Command {
+            title: "Accept".into(),
+            command: ACCEPT_COMMAND.into(),
+            arguments: Some(vec![Value::String(id.to_string())]),
+        }
+    }
+
+    pub async fn inline_completion(
+        &self,
+        params: InlineCompletionParams,
+    ) -> Result<Option<InlineCompletionResponse>> {
+        let tdp = params.text_document_position;
+        let got = self
+            .complete_at(&tdp.text_document.uri, tdp.position)
+            .await?;
+        Ok(Some(InlineCompletionResponse::List(InlineCompletionList {
+            items: got
+                .map(|(id, text, range)| InlineCompletionItem {
+                    insert_text: text,
+                    filter_text: None,
+                    range: Some(range),
+                    command: Some(Self::accept_command(&id)),
+                    insert_text_format: None,
+                })
+                .into_iter()
+                .collect(),
+        })))
+    }
+
+    pub async fn did_show(&self, params: ShownParams) {
+        if let Some(id) = params.item.completion_id() {
+            if let Some(item) = lock(&self.state.items).0.get_mut(&id) {
+                item.shown_at = Some(Instant::now());
+            }
+            self.count(|c| c.shown += 1);
+            tracing::info!(target: "moat::events", "shown {id}");
+        }
+    }
+
+    pub async fn did_partially_accept(&self, params: PartialAcceptParams) {
+        if let Some(id) = params.item.completion_id() {
+            self.count(|c| c.partially_accepted += 1);
+            tracing::info!(target: "moat::events", "partially accepted {id}: {} characters", params.accepted_length);
+        }
+    }
+
+    pub async fn did_dismiss(&self, params: ShownParams) {
+        if let Some(id) = params.item.completion_id() {
+            self.count(|c| c.dismissed += 1);
+            tracing::info!(target: "moat::events", "dismissed {id}");
+        }
+    }
+
+    pub async fn status(&self, _: StatusParams) -> Result<Value> {
+        let settings = self.settings();
+        let model = self
+            .state
+            .worker
+            .get()
+            .map(Worker::state)
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+            .unwrap_or_else(|| json!({"state": "not started"}));
+        let index = {
+            let guard = self.state.index.read().unwrap_or_else(|p| p.into_inner());
+            let stats = guard.as_ref().map(Index::stats);
+            json!({
+                "state": *lock(&self.state.indexing),
+                "root": lock(&self.state.root).as_ref().map(|r| r.display().to_string()),
+                "files": stats.as_ref().map(|s| s.files),
+                "definitions": stats.as_ref().map(|s| s.definitions),
+            })
+        };
+        let lat = lock(&self.state.latencies).clone();
+        Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "model": model,
+            "threads": self.opts.threads,
+            "settings": settings,
+            "settingProblems": *lock(&self.state.setting_problems),
+            "index": index,
+            "documents": lock(&self.state.docs).len(),
+            "counters": *lock(&self.state.counters),
+            "latencyMs": {
+                "last": lat.back(),
+                "p50": percentile(&lat, 0.5),
+                "p95": percentile(&lat, 0.95),
+                "n": lat.len(),
+            },
+        }))
+    }
+
+    fn apply_settings(&self, v: &Value) {
+        let problems = self
+            .state
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(v);
+        for p in &problems {
+            tracing::warn!("{p}");
+        }
+        *lock(&self.state.setting_problems) = problems;
+    }
+
+    /// Remembers the lines an edit touched, for the next prompts' context.
+    fn note_edit(&self, uri: &Uri, text: &str, start_line: u32, new_text: &str) {
+        if new_text.trim().is_empty() {
+            return;
+        }
+        let path = self.rel_path(uri);
+        let n = new_text.matches('\n').count() as u32;
+        let first = start_line.saturating_sub(1);
+        let last = start_line + n + 1;
+        let region: String = text
+            .split_inclusive('\n')
+            .skip(first as usize)
+            .take((last - first + 1) as usize)
+            .collect();
+        let mut recent = lock(&self.state.recent);
+        // One region per place: a burst of keystrokes on a line is one edit.
+        recent.retain(|e| !(e.path == path && e.start_line.abs_diff(first) <= 2));
+        recent.push_front(RecentEdit {
+            path,
+            start_line: first,
+            text: region,
+        });
+        recent.truncate(RECENT);
+    }
+}
+
+fn build_index(root: &Path, cache: Option<&Path>) -> std::result::Result<Index, String> {
+    let file = cache.map(|c| persist::index_path(c, root));
+    let mut idx = match &file {
+        Some(f) => persist::load(root, WalkOptions::default(), f),
+        None => Index::new(root, WalkOptions::default()),
+    }
+    .map_err(|e| e.to_string())?;
+    let stats = idx.refresh();
+    if let Some(f) = file {
+        if stats.parsed > 0 || stats.removed > 0 || !f.exists() {
+            if let Err(e) = persist::save(&idx, &f) {
+                tracing::warn!("could not save the index: {e}");
+            }
+        }
+    }
+    Ok(idx)
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let utf8 = params
+            .capabilities
+            .general
+            .as_ref()
+            .and_then(|g| g.position_encodings.as_ref())
+            .is_some_and(|v| v.contains(&PositionEncodingKind::UTF8));
+        let enc = if utf8 {
+            Encoding::Utf8
+        } else {
+            Encoding::Utf16
+        };
+        *lock(&self.state.encoding) = Some(enc);
+        #[allow(deprecated)]
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|f| f.first())
+            .and_then(|f| f.uri.to_file_path().map(|p| p.into_owned()))
+            .or_else(|| {
+                params
+                    .root_uri
+                    .as_ref()
+                    .and_then(|u| u.to_file_path().map(|p| p.into_owned()))
+            })
+            .filter(|p| p.is_dir())
+            .map(|p| moat_index::git::discover(&p).map(|g| g.root).unwrap_or(p));
+        *lock(&self.state.root) = root;
+        if let Some(opts) = &params.initialization_options {
+            self.apply_settings(opts);
+        }
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(if utf8 {
+                    PositionEncodingKind::UTF8
+                } else {
+                    PositionEncodingKind::UTF16
+                }),
+                text_document_sync: Some(TextDocumentSyncCapability::Kind(
+                    TextDocumentSyncKind::INCREMENTAL,
+                )),
+                completion_provider: Some(CompletionOptions::default()),
+                inline_completion_provider: Some(OneOf::Left(true)),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec![ACCEPT_COMMAND.into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "moat".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        self.start_background();
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        for c in lock(&self.state.running).values() {
+            c.cancel();
+        }
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let d = params.text_document;
+        self.reindex(&d.uri, &d.text, &d.language_id);
+        lock(&self.state.docs).open(
+            d.uri.as_str(),
+            Document {
+                text: d.text,
+                version: d.version,
+                language_id: d.language_id,
+            },
+        );
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.uri;
+        let key = uri.as_str().to_string();
+        let enc = self.encoding();
+        let mut edits = Vec::new();
+        let result = {
+            let mut docs = lock(&self.state.docs);
+            let mut r = Ok(true);
+            for ch in &params.content_changes {
+                let range = ch.range.map(|r| {
+                    (
+                        (r.start.line, r.start.character),
+                        (r.end.line, r.end.character),
+                    )
+                });
+                r = docs.edit(&key, params.text_document.version, range, &ch.text, enc);
+                if r.is_err() {
+                    break;
+                }
+                edits.push((range.map_or(0, |r| r.0 .0), ch.text.clone()));
+            }
+            r.map(|known| {
+                known.then(|| {
+                    let d = docs.get(&key).expect("known document");
+                    (d.text.clone(), d.language_id.clone())
+                })
+            })
+        };
+        match result {
+            Ok(Some((text, language_id))) => {
+                for (line, new_text) in edits {
+                    self.note_edit(&uri, &text, line, &new_text);
+                }
+                self.reindex(&uri, &text, &language_id);
+            }
+            Ok(None) => tracing::warn!("didChange for {key}, which is not open"),
+            Err(e) => {
+                tracing::warn!("didChange for {key} refused: {e}");
+                self.client
+                    .log_message(
+                        MessageType::WARNING,
+                        format!("moat: an edit to {key} was refused ({e}); reopen the file"),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let key = params.text_document.uri.as_str().to_string();
+        lock(&self.state.docs).close(&key);
+        lock(&self.state.shown).remove(&key);
+        lock(&self.state.seq).remove(&key);
+        if let Some(c) = lock(&self.state.running).remove(&key) {
+            c.cancel();
+        }
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        self.apply_settings(&params.settings);
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let tdp = params.text_document_position;
+        let Some((id, text, range)) = self
+            .complete_at(&tdp.text_document.uri, tdp.position)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let label = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        Ok(Some(CompletionResponse::Array(vec![CompletionItem {
+            label,
+            kind: Some(CompletionItemKind::TEXT),
+            detail: Some("moat".into()),
+            text_edit: Some(CompletionTextEdit::Edit(TextEdit {
+                range,
+                new_text: text,
+            })),
+            command: Some(Self::accept_command(&id)),
+            ..Default::default()
+        }])))
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        if params.command != ACCEPT_COMMAND {
+            return Err(Error::invalid_params(format!(
+                "unknown command `{}` (this server has {ACCEPT_COMMAND})",
+                params.command
+            )));
+        }
+        let Some(id) = params.arguments.first().and_then(Value::as_str) else {
+            return Err(Error::invalid_params(format!(
+                "{ACCEPT_COMMAND} takes the completion id as its argument"
+            )));
+        };
+        let item = lock(&self.state.items).0.get(id).cloned();
+        self.count(|c| c.accepted += 1);
+        if let Some(item) = &item {
+            // The shown completion is in the document now; nothing left to type through.
+            lock(&self.state.shown).remove(&item.uri);
+            let visible = item.shown_at.map(|t| t.elapsed().as_millis());
+            tracing::info!(target: "moat::events", "accepted {id} ({} characters, visible {visible:?} ms)", item.text.len());
+        } else {
+            tracing::info!(target: "moat::events", "accepted {id} (not remembered)");
+        }
+        Ok(None)
+    }
+}

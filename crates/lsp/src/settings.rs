@@ -1,0 +1,143 @@
+//! Settings, from `initializationOptions` and `workspace/didChangeConfiguration` (either the
+//! object itself or under a `moat` key). Unknown keys are ignored; a wrong type for a known
+//! key is reported and the key keeps its value.
+
+use moat_context::ContextMode;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    /// A built-in model name or a GGUF path (`None`: the default model).
+    pub model: Option<String>,
+    /// `cpu`, `cuda[:N]`, `metal[:N]`.
+    pub device: String,
+    /// CPU threads for the model (fixed when the process starts; shown in the status).
+    pub threads: Option<usize>,
+    /// Prompt budget in tokens.
+    pub context_budget: usize,
+    pub context: ContextMode,
+    /// How long a request waits for the next keystroke before it runs.
+    pub debounce_ms: u64,
+    /// Most tokens generated for one completion.
+    pub max_tokens: usize,
+    /// Language ids completions are offered for (empty: all).
+    pub languages: Vec<String>,
+    pub telemetry: bool,
+    /// Completions on or off (the editors' toggle).
+    pub enabled: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            device: "cpu".into(),
+            threads: None,
+            context_budget: moat_context::Budget::default().total,
+            context: ContextMode::Repo,
+            debounce_ms: 75,
+            max_tokens: 64,
+            languages: Vec::new(),
+            telemetry: true,
+            enabled: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Applies what `v` sets; returns a message per key that was set wrongly.
+    pub fn apply(&mut self, v: &Value) -> Vec<String> {
+        let v = v.get("moat").unwrap_or(v);
+        let mut problems = Vec::new();
+        let Some(obj) = v.as_object() else {
+            if !v.is_null() {
+                problems.push(format!("settings must be an object, got {v}"));
+            }
+            return problems;
+        };
+        for (key, val) in obj {
+            let bad = |what: &str| format!("setting `{key}` must be {what}, got {val}");
+            match key.as_str() {
+                "model" => match val {
+                    Value::String(s) if !s.is_empty() => self.model = Some(s.clone()),
+                    Value::Null => self.model = None,
+                    _ => problems.push(bad("a model name or path")),
+                },
+                "device" => match val.as_str() {
+                    Some(s) => self.device = s.to_string(),
+                    None => problems.push(bad("a string")),
+                },
+                "threads" => match val.as_u64() {
+                    Some(n) if n > 0 => self.threads = Some(n as usize),
+                    _ if val.is_null() => self.threads = None,
+                    _ => problems.push(bad("a positive number")),
+                },
+                "contextBudget" | "context_budget" => match val.as_u64() {
+                    Some(n) if (64..=32768).contains(&n) => self.context_budget = n as usize,
+                    _ => problems.push(bad("a number of tokens from 64 to 32768")),
+                },
+                "context" => match val.as_str().and_then(ContextMode::from_name) {
+                    Some(m) => self.context = m,
+                    None => problems.push(bad("none, file or repo")),
+                },
+                "debounceMs" | "debounce_ms" | "debounce" => match val.as_u64() {
+                    Some(n) if n <= 5000 => self.debounce_ms = n,
+                    _ => problems.push(bad("milliseconds from 0 to 5000")),
+                },
+                "maxTokens" | "max_tokens" => match val.as_u64() {
+                    Some(n) if (1..=1024).contains(&n) => self.max_tokens = n as usize,
+                    _ => problems.push(bad("a number from 1 to 1024")),
+                },
+                "languages" => match val.as_array() {
+                    Some(a) if a.iter().all(Value::is_string) => {
+                        self.languages = a
+                            .iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    }
+                    _ => problems.push(bad("a list of language ids")),
+                },
+                "telemetry" => match val.as_bool() {
+                    Some(b) => self.telemetry = b,
+                    None => problems.push(bad("true or false")),
+                },
+                "enabled" => match val.as_bool() {
+                    Some(b) => self.enabled = b,
+                    None => problems.push(bad("true or false")),
+                },
+                _ => {}
+            }
+        }
+        problems
+    }
+
+    pub fn language_enabled(&self, language_id: &str) -> bool {
+        self.languages.is_empty() || self.languages.iter().any(|l| l == language_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_apply_known_keys_and_report_bad_ones() {
+        let mut s = Settings::default();
+        let problems = s.apply(&json!({"moat": {
+            "debounceMs": 120, "contextBudget": 2048, "languages": ["python"],
+            "telemetry": false, "context": "file", "threads": "many", "unknown": 1
+        }}));
+        assert_eq!(s.debounce_ms, 120);
+        assert_eq!(s.context_budget, 2048);
+        assert_eq!(s.context, ContextMode::File);
+        assert!(!s.telemetry);
+        assert!(s.language_enabled("python") && !s.language_enabled("rust"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("threads"));
+        assert_eq!(s.threads, None);
+        assert_eq!(s.apply(&json!(3)).len(), 1);
+        assert!(s.apply(&Value::Null).is_empty());
+    }
+}

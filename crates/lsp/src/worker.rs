@@ -1,0 +1,244 @@
+//! The model's own thread. Inference is long, CPU-bound work: it never runs on the async
+//! runtime that reads the editor's messages, so the server answers `initialize`, status and
+//! cancellations while a completion is being generated.
+//!
+//! One model instance serves every document; requests queue, and a request for a document
+//! that has a newer one waiting is answered empty without running. The engine keeps its KV
+//! cache between requests, so the document being edited stays warm.
+
+use moat_context::post::Post;
+use moat_context::{Assembler, Budget, ContextMode, RecentEdit, Request};
+use moat_engine::{CancelFlag, Engine, EngineOptions, Flow, GenerateParams};
+use moat_index::{Index, Lang};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// The repository index, once built (`None` while indexing: completions use the file only).
+pub type SharedIndex = Arc<RwLock<Option<Index>>>;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ModelState {
+    Loading,
+    Ready {
+        model: String,
+        architecture: String,
+        device: String,
+        load_ms: f64,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// What one completion needs, copied out of the document store.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub uri: String,
+    /// Repository-relative path (or the file name outside a repository).
+    pub path: String,
+    pub repo_name: String,
+    pub lang: Option<Lang>,
+    pub text: String,
+    pub cursor: usize,
+    pub mode: ContextMode,
+    pub budget: usize,
+    pub max_tokens: usize,
+    pub recent: Vec<RecentEdit>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Output {
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    /// Request received by the worker → answer, including the wait in the queue.
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkError {
+    #[error("the model is still loading")]
+    Loading,
+    #[error("the model could not be loaded: {0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Completion(String),
+}
+
+struct Job {
+    input: Input,
+    cancel: CancelFlag,
+    queued: Instant,
+    reply: Option<oneshot::Sender<Result<Output, WorkError>>>,
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    tx: mpsc::Sender<Job>,
+    state: Arc<Mutex<ModelState>>,
+}
+
+impl Worker {
+    /// Starts the thread; the model loads there in the background.
+    pub fn start(model: Result<PathBuf, String>, opts: EngineOptions, index: SharedIndex) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let state = Arc::new(Mutex::new(ModelState::Loading));
+        let st = state.clone();
+        std::thread::Builder::new()
+            .name("moat-model".into())
+            .spawn(move || {
+                let loaded = model.and_then(|path| {
+                    Engine::load(&path, &opts)
+                        .map(|e| (path, e))
+                        .map_err(|e| e.to_string())
+                });
+                let mut engine = match loaded {
+                    Ok((path, engine)) => {
+                        let info = engine.info().clone();
+                        *st.lock().expect("state lock") = ModelState::Ready {
+                            model: path.display().to_string(),
+                            architecture: info.architecture.clone(),
+                            device: format!("{:?}", opts.device),
+                            load_ms: info.load_ms,
+                        };
+                        tracing::info!("model ready: {}", path.display());
+                        engine
+                    }
+                    Err(error) => {
+                        tracing::error!("model not loaded: {error}");
+                        *st.lock().expect("state lock") = ModelState::Failed {
+                            error: error.clone(),
+                        };
+                        // Answer every request with the reason, never hang.
+                        for mut job in rx {
+                            job.reply_with(Err(WorkError::Failed(error.clone())));
+                        }
+                        return;
+                    }
+                };
+                serve(&mut engine, &rx, &index);
+            })
+            .expect("spawn the model thread");
+        Self { tx, state }
+    }
+
+    pub fn state(&self) -> ModelState {
+        self.state.lock().expect("state lock").clone()
+    }
+
+    /// Queues a completion. While the model loads, the answer is immediate: `Loading`.
+    pub async fn complete(&self, input: Input, cancel: CancelFlag) -> Result<Output, WorkError> {
+        match self.state() {
+            ModelState::Loading => return Err(WorkError::Loading),
+            ModelState::Failed { error } => return Err(WorkError::Failed(error)),
+            ModelState::Ready { .. } => {}
+        }
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            input,
+            cancel,
+            queued: Instant::now(),
+            reply: Some(reply),
+        };
+        if self.tx.send(job).is_err() {
+            return Err(WorkError::Completion("the model thread has stopped".into()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(WorkError::Completion("the model thread has stopped".into())))
+    }
+}
+
+fn serve(engine: &mut Engine, rx: &mpsc::Receiver<Job>, index: &SharedIndex) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            jobs.push(more);
+        }
+        for i in 0..jobs.len() {
+            let newer = jobs[i + 1..]
+                .iter()
+                .any(|j| j.input.uri == jobs[i].input.uri);
+            let job = &jobs[i];
+            // Superseded by a newer request for the same document, or given up by the
+            // client: answered without running.
+            let result = if newer || job.cancel.is_cancelled() {
+                Err(WorkError::Cancelled)
+            } else {
+                run(engine, job, index)
+            };
+            jobs[i].reply_with(result);
+        }
+    }
+}
+
+impl Job {
+    fn reply_with(&mut self, result: Result<Output, WorkError>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+fn run(engine: &mut Engine, job: &Job, index: &SharedIndex) -> Result<Output, WorkError> {
+    let input = &job.input;
+    let assembled = {
+        let guard = index.read().unwrap_or_else(|p| p.into_inner());
+        let assembler = Assembler {
+            tok: engine.tokenizer(),
+            format: engine.fim_format(),
+            repo_name: input.repo_name.clone(),
+            budget: Budget {
+                total: input.budget,
+                ..Budget::default()
+            },
+        };
+        let req = Request {
+            path: &input.path,
+            lang: input.lang,
+            text: &input.text,
+            cursor: input.cursor,
+            recent: &input.recent,
+        };
+        assembler
+            .assemble(&req, guard.as_ref(), input.mode)
+            .map_err(|e| WorkError::Completion(e.to_string()))?
+    };
+    let prompt = &assembled.prompt;
+    let post = Post::new(input.lang, &prompt.prefix, &prompt.suffix);
+    let tokens = engine
+        .render_fim(prompt)
+        .map_err(|e| WorkError::Completion(e.to_string()))?;
+    let params = GenerateParams {
+        max_tokens: input.max_tokens,
+        ..Default::default()
+    };
+    let gen = engine
+        .generate(&tokens, &params, &job.cancel, &mut |t| match post.end(t) {
+            Some(cut) => Flow::StopAt(cut),
+            None => Flow::Continue,
+        })
+        .map_err(|e| WorkError::Completion(e.to_string()))?;
+    if job.cancel.is_cancelled() {
+        return Err(WorkError::Cancelled);
+    }
+    let t = &gen.timings;
+    Ok(Output {
+        text: post.finish(&gen.text),
+        prompt_tokens: t.prompt_tokens,
+        cached_tokens: t.cached_tokens,
+        generated_tokens: t.generated_tokens,
+        prefill_ms: t.prefill_ms,
+        decode_ms: t.decode_ms,
+        total_ms: job.queued.elapsed().as_secs_f64() * 1e3,
+    })
+}
