@@ -3,7 +3,9 @@
 
 pub use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 pub use tower_lsp_server::ls_types::*;
-pub use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+pub use tower_lsp_server::{
+    Client, LanguageServer, LspService, NotCancellable, OngoingProgress, Server, Unbounded,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -211,23 +211,7 @@ impl Backend {
         let _ = self.state.worker.set(worker.clone());
         let client = self.client.clone();
         tokio::spawn(async move {
-            let token = NumberOrString::String("moat/model".into());
-            let created = client
-                .send_request::<request::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
-                    token: token.clone(),
-                })
-                .await
-                .is_ok();
-            let progress = if created {
-                Some(
-                    client
-                        .progress(token, "moat: loading the model")
-                        .begin()
-                        .await,
-                )
-            } else {
-                None
-            };
+            let progress = begin_progress(&client, "moat/model", "moat: loading the model").await;
             loop {
                 match worker.state() {
                     ModelState::Loading => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -262,18 +246,7 @@ impl Backend {
         let cache = self.opts.index_cache.clone();
         let client = self.client.clone();
         tokio::spawn(async move {
-            let token = NumberOrString::String("moat/index".into());
-            let created = client
-                .send_request::<request::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
-                    token: token.clone(),
-                })
-                .await
-                .is_ok();
-            let progress = if created {
-                Some(client.progress(token, "moat: indexing").begin().await)
-            } else {
-                None
-            };
+            let progress = begin_progress(&client, "moat/index", "moat: indexing").await;
             let built =
                 tokio::task::spawn_blocking(move || build_index(&root, cache.as_deref())).await;
             let message = match built {
@@ -570,6 +543,22 @@ impl Backend {
         });
         recent.truncate(RECENT);
     }
+}
+
+/// A `$/progress` report, if the client lets the server create the token.
+async fn begin_progress(
+    client: &Client,
+    token: &str,
+    title: &str,
+) -> Option<OngoingProgress<Unbounded, NotCancellable>> {
+    let token = NumberOrString::String(token.into());
+    client
+        .send_request::<request::WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+            token: token.clone(),
+        })
+        .await
+        .ok()?;
+    Some(client.progress(token, title).begin().await)
 }
 
 fn build_index(root: &Path, cache: Option<&Path>) -> std::result::Result<Index, String> {
