@@ -201,3 +201,44 @@ pub fn sample(index: &Index, n: usize, seed: u64) -> Vec<Hole> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_cut_at_character_boundaries_and_keep_the_answer() {
+        // Multi-byte characters before `.` and `(` (a panic once: a byte index inside `┃`).
+        let text = "x = ('┃   ', '┗━━ ').join(parts)\nvalue = compute(total, 3)\n";
+        let mut rng = Rng::new(3);
+        for _ in 0..200 {
+            for (cursor, end) in [mid_line_hole(text, &mut rng), line_hole(text, &mut rng)]
+                .into_iter()
+                .flatten()
+            {
+                assert!(text.is_char_boundary(cursor) && text.is_char_boundary(end));
+                assert!(cursor < end && !text[cursor..end].contains('\n'));
+            }
+        }
+        let hole = Hole {
+            path: "a.py".into(),
+            lang: Lang::Python,
+            kind: HoleKind::MidLine,
+            cursor: 57,
+            answer: "total, 3)".into(),
+            text: text.into(),
+        };
+        assert_eq!(&text[57..66], "total, 3)");
+        assert_eq!(hole.document(), text.replace("total, 3)", ""));
+        assert_eq!(hole.line_start(), text.find("value").unwrap());
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_sequence() {
+        let (mut a, mut b) = (Rng::new(9), Rng::new(9));
+        let xs: Vec<usize> = (0..20).map(|_| a.below(1000)).collect();
+        let ys: Vec<usize> = (0..20).map(|_| b.below(1000)).collect();
+        assert_eq!(xs, ys);
+        assert!(xs.iter().any(|x| *x != xs[0]));
+    }
+}
