@@ -1,6 +1,6 @@
 use anyhow::{anyhow, bail, Context, Result};
 use moat_context::post::Post;
-use moat_context::{Assembler, Budget, ContextMode, Request};
+use moat_context::{Assembler, Budget, ContextMode, ContextStyle, Request};
 use moat_engine::{CancelFlag, DeviceChoice, Engine, EngineOptions, Flow, GenerateParams};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -132,6 +132,7 @@ pub fn run(args: Args) -> Result<()> {
             total: args.budget,
             ..Budget::default()
         },
+        style: ContextStyle::default(),
     }
     .assemble(
         &Request {
@@ -145,7 +146,7 @@ pub fn run(args: Args) -> Result<()> {
         mode,
     )?;
     let prompt = &assembled.prompt;
-    let post = Post::new(lang, &prompt.prefix, &prompt.suffix);
+    let post = Post::new(lang, &assembled.prefix, &assembled.suffix);
     let params = GenerateParams {
         max_tokens: args.max_tokens,
         ..Default::default()

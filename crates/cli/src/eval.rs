@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use moat_context::{Budget, ContextMode};
+use moat_context::{Budget, ContextMode, ContextStyle};
 use moat_engine::{Engine, EngineOptions};
 use moat_eval::holes::{self};
 use moat_eval::{humaneval, repo, Completer};
@@ -62,6 +62,10 @@ pub struct RepoArgs {
     budget: usize,
     #[arg(long, default_value_t = 64)]
     max_tokens: usize,
+    /// How context is shown: comments (path comments in the prefix) or repo (the model's
+    /// repository markup).
+    #[arg(long, default_value = "comments")]
+    style: String,
     #[command(flatten)]
     common: Common,
 }
@@ -152,6 +156,8 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
             ..Budget::default()
         },
         max_tokens: a.max_tokens,
+        style: ContextStyle::from_name(&a.style)
+            .with_context(|| format!("unknown style `{}` (comments, repo)", a.style))?,
     };
     let bar = crate::progress::bar((holes.len() * modes.len()) as u64, "completions");
     let verbose = a.common.verbose;

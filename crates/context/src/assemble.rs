@@ -106,6 +106,10 @@ pub struct Source {
 #[derive(Debug, Clone)]
 pub struct Assembled {
     pub prompt: FimPrompt,
+    /// The in-file window alone (the prompt's prefix may also carry context as comments):
+    /// what post-processing looks at.
+    pub prefix: String,
+    pub suffix: String,
     pub sources: Vec<Source>,
     /// Tokens of the rendered prompt, exactly.
     pub tokens: usize,
@@ -119,6 +123,27 @@ pub struct Assembler<'a> {
     pub format: FimFormat,
     pub repo_name: String,
     pub budget: Budget,
+    pub style: ContextStyle,
+}
+
+/// How repository context is shown to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextStyle {
+    /// The model's repository markup (Qwen: `<|repo_name|>`, `<|file_sep|>`).
+    RepoMarkup,
+    /// Path comments at the start of the prefix, in plain fill-in-the-middle.
+    #[default]
+    Comments,
+}
+
+impl ContextStyle {
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "repo" | "markup" => Some(Self::RepoMarkup),
+            "comments" => Some(Self::Comments),
+            _ => None,
+        }
+    }
 }
 
 /// A snippet with its fused score and its token cost as counted when it was chosen.
@@ -293,12 +318,15 @@ impl Assembler<'_> {
         // drop the least-ranked snippet, then the farthest prefix line.
         loop {
             let window = (&prefix_units[..], n_prefix, &suffix_units[..], n_suffix);
-            let prompt = Self::prompt(window, &chosen, &shape);
+            let windowed = Self::prompt(window, &chosen, &shape);
+            let prompt = self.styled(&windowed, req);
             let tokens = fim::render(self.tok, self.format, &prompt)?.len();
             if tokens <= total {
-                let sources = self.sources(req, cursor_line, &prompt, &chosen)?;
+                let sources = self.sources(req, cursor_line, &windowed, &chosen)?;
                 return Ok(Assembled {
                     prompt,
+                    prefix: windowed.prefix,
+                    suffix: windowed.suffix,
                     sources,
                     tokens,
                 });
@@ -373,6 +401,29 @@ impl Assembler<'_> {
         // Stable: equal scores keep the order of the lists (definitions first).
         fused.sort_by(|a, b| b.1.total_cmp(&a.1));
         fused
+    }
+
+    /// In the comments style, the context files go at the start of the prefix, each under a
+    /// comment with its path, and the prompt is plain fill-in-the-middle.
+    fn styled(&self, p: &FimPrompt, req: &Request) -> FimPrompt {
+        if self.style == ContextStyle::RepoMarkup || p.context.is_empty() {
+            return p.clone();
+        }
+        let marker = match req.lang {
+            Some(Lang::Python) => "#",
+            _ => "//",
+        };
+        let mut prefix = String::new();
+        for f in &p.context {
+            prefix.push_str(&format!("{marker} {}\n{}\n\n", f.path, f.content));
+        }
+        prefix.push_str(&format!("{marker} {}\n", req.path));
+        prefix.push_str(&p.prefix);
+        FimPrompt {
+            prefix,
+            suffix: p.suffix.clone(),
+            ..Default::default()
+        }
     }
 
     /// The prompt for a window and a choice of snippets. One context file per path, its

@@ -12,6 +12,8 @@ mod lines;
 pub mod post;
 mod snippets;
 
-pub use assemble::{Assembled, Assembler, Budget, ContextMode, RecentEdit, Request, Source};
+pub use assemble::{
+    Assembled, Assembler, Budget, ContextMode, ContextStyle, RecentEdit, Request, Source,
+};
 pub use error::{ContextError, Result};
 pub use snippets::SourceKind;

@@ -2,7 +2,7 @@
 //! ordering is stable, the in-file window is never repeated, and the definitions the cursor
 //! needs are there.
 
-use moat_context::{Assembled, Assembler, Budget, ContextMode, RecentEdit, Request};
+use moat_context::{Assembled, Assembler, Budget, ContextMode, ContextStyle, RecentEdit, Request};
 use moat_engine::tiny::{write_tiny_model, TinySpec};
 use moat_engine::{fim, Engine, EngineOptions};
 use moat_index::{Index, Lang, WalkOptions};
@@ -64,6 +64,7 @@ fn assemble(
             total,
             ..Budget::default()
         },
+        style: ContextStyle::RepoMarkup,
     };
     let req = Request {
         path: "main.py",
@@ -210,6 +211,7 @@ fn recent_edits_are_context_and_bad_cursors_are_errors() {
         format: e.fim_format(),
         repo_name: "shop".into(),
         budget: Budget::default(),
+        style: ContextStyle::RepoMarkup,
     };
     let recent = [RecentEdit {
         path: "notes.py".into(),
@@ -245,4 +247,38 @@ fn recent_edits_are_context_and_bad_cursors_are_errors() {
         .assemble(&req, Some(&idx), ContextMode::Repo)
         .unwrap_err();
     assert!(err.to_string().contains("budget"), "{err}");
+}
+
+#[test]
+fn the_comments_style_puts_context_in_a_plain_prefix() {
+    let (_d, e, idx, main, cursor) = setup();
+    let a = Assembler {
+        tok: e.tokenizer(),
+        format: e.fim_format(),
+        repo_name: "shop".into(),
+        budget: Budget {
+            total: 700,
+            ..Budget::default()
+        },
+        style: ContextStyle::Comments,
+    };
+    let req = Request {
+        path: "main.py",
+        lang: Some(Lang::Python),
+        text: &main,
+        cursor,
+        recent: &[],
+    };
+    let got = a.assemble(&req, Some(&idx), ContextMode::Repo).unwrap();
+    let p = &got.prompt;
+    assert!(p.context.is_empty() && p.path.is_none() && p.repo_name.is_none());
+    assert!(p.prefix.starts_with("# "), "{:?}", &p.prefix[..40]);
+    assert!(p.prefix.contains("# util.py\n") && p.prefix.contains("def parse_row"));
+    assert!(p.prefix.contains("# main.py\n"));
+    // Post-processing gets the window alone.
+    assert!(p.prefix.ends_with(&got.prefix) && main[..cursor].ends_with(&got.prefix));
+    assert_eq!(got.suffix, p.suffix);
+    let rendered = fim::render(e.tokenizer(), e.fim_format(), p).unwrap();
+    assert_eq!(rendered.len(), got.tokens);
+    assert!(got.tokens <= 700);
 }

@@ -44,9 +44,15 @@ impl Completer<'_> {
         Ok((gen.text, gen.timings))
     }
 
-    /// A completion of the prompt's hole, post-processed for `lang`.
-    pub fn complete(&mut self, prompt: &FimPrompt, lang: Option<Lang>) -> Result<Completion> {
-        let post = Post::new(lang, &prompt.prefix, &prompt.suffix);
+    /// A completion of the prompt's hole, post-processed for `lang` by the in-file window
+    /// `(prefix, suffix)` around the cursor.
+    pub fn complete(
+        &mut self,
+        prompt: &FimPrompt,
+        window: (&str, &str),
+        lang: Option<Lang>,
+    ) -> Result<Completion> {
+        let post = Post::new(lang, window.0, window.1);
         let (raw, timings) = self.generate(prompt, &|t| post.end(t).is_some())?;
         Ok(Completion {
             text: post.finish(&raw),

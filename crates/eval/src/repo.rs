@@ -5,7 +5,7 @@
 use crate::holes::{Hole, HoleKind};
 use crate::metrics::{edit_similarity, exact_match, identifier_match, mean, percent, percentile};
 use crate::{Completer, Result};
-use moat_context::{Assembler, Budget, ContextMode, Request};
+use moat_context::{Assembler, Budget, ContextMode, ContextStyle, Request};
 use moat_engine::Engine;
 use moat_index::Index;
 use serde::Serialize;
@@ -40,6 +40,7 @@ pub struct Score {
 pub struct Settings {
     pub repo_name: String,
     pub budget: Budget,
+    pub style: ContextStyle,
     pub max_tokens: usize,
 }
 
@@ -58,6 +59,7 @@ fn complete(
             format: engine.fim_format(),
             repo_name: s.repo_name.clone(),
             budget: s.budget,
+            style: s.style,
         };
         let req = Request {
             path: &hole.path,
@@ -72,7 +74,8 @@ fn complete(
         engine,
         max_tokens: s.max_tokens,
     };
-    let done = c.complete(&assembled.prompt, Some(hole.lang))?;
+    let window = (assembled.prefix.as_str(), assembled.suffix.as_str());
+    let done = c.complete(&assembled.prompt, window, Some(hole.lang))?;
     let line = hole.text[..hole.cursor].matches('\n').count() as u32;
     Ok(Outcome {
         path: hole.path.clone(),

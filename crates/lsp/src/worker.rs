@@ -7,7 +7,7 @@
 //! cache between requests, so the document being edited stays warm.
 
 use moat_context::post::Post;
-use moat_context::{Assembler, Budget, ContextMode, RecentEdit, Request};
+use moat_context::{Assembler, Budget, ContextMode, ContextStyle, RecentEdit, Request};
 use moat_engine::{CancelFlag, Engine, EngineOptions, Flow, GenerateParams};
 use moat_index::{Index, Lang};
 use serde::Serialize;
@@ -201,6 +201,7 @@ fn run(engine: &mut Engine, job: &Job, index: &SharedIndex) -> Result<Output, Wo
                 total: input.budget,
                 ..Budget::default()
             },
+            style: ContextStyle::default(),
         };
         let req = Request {
             path: &input.path,
@@ -214,7 +215,7 @@ fn run(engine: &mut Engine, job: &Job, index: &SharedIndex) -> Result<Output, Wo
             .map_err(|e| WorkError::Completion(e.to_string()))?
     };
     let prompt = &assembled.prompt;
-    let post = Post::new(input.lang, &prompt.prefix, &prompt.suffix);
+    let post = Post::new(input.lang, &assembled.prefix, &assembled.suffix);
     let tokens = engine
         .render_fim(prompt)
         .map_err(|e| WorkError::Completion(e.to_string()))?;
