@@ -64,7 +64,7 @@ pub struct RepoArgs {
     max_tokens: usize,
     /// How context is shown: comments (path comments in the prefix) or repo (the model's
     /// repository markup).
-    #[arg(long, default_value = "comments")]
+    #[arg(long, default_value = "repo")]
     style: String,
     #[command(flatten)]
     common: Common,

@@ -129,10 +129,11 @@ pub struct Assembler<'a> {
 /// How repository context is shown to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContextStyle {
-    /// The model's repository markup (Qwen: `<|repo_name|>`, `<|file_sep|>`).
+    /// The model's repository markup (Qwen: `<|repo_name|>`, `<|file_sep|>`). The default:
+    /// 17.5 vs 15.0 exact match for comments on 40 rich holes (seed 2), within noise.
+    #[default]
     RepoMarkup,
     /// Path comments at the start of the prefix, in plain fill-in-the-middle.
-    #[default]
     Comments,
 }
 
