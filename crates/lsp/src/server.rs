@@ -34,8 +34,10 @@ const INDEX_MAX_BYTES: usize = 1 << 20;
 const ITEMS: usize = 1000;
 /// Latencies kept for the status.
 const LATENCIES: usize = 200;
-/// Recent edit regions kept for context.
+/// Recent edit regions kept for context, and the most one edit may bring.
 const RECENT: usize = 8;
+const RECENT_MAX_BYTES: usize = 4096;
+const RECENT_MAX_LINES: u32 = 30;
 
 #[derive(Debug, Clone)]
 struct Item {
@@ -521,11 +523,13 @@ impl Backend {
 
     /// Remembers the lines an edit touched, for the next prompts' context.
     fn note_edit(&self, uri: &Uri, text: &str, start_line: u32, new_text: &str) {
-        if new_text.trim().is_empty() {
+        // Typing and pastes are edits worth showing; a whole-document replacement (or a huge
+        // paste) is not a region, and would cost its size in every later prompt.
+        if new_text.trim().is_empty() || new_text.len() > RECENT_MAX_BYTES {
             return;
         }
         let path = self.rel_path(uri);
-        let n = new_text.matches('\n').count() as u32;
+        let n = (new_text.matches('\n').count() as u32).min(RECENT_MAX_LINES);
         let first = start_line.saturating_sub(1);
         let last = start_line + n + 1;
         let region: String = text
@@ -680,7 +684,9 @@ impl LanguageServer for Backend {
                 if r.is_err() {
                     break;
                 }
-                edits.push((range.map_or(0, |r| r.0 .0), ch.text.clone()));
+                if let Some(r) = range {
+                    edits.push((r.0 .0, ch.text.clone()));
+                }
             }
             r.map(|known| {
                 known.then(|| {
