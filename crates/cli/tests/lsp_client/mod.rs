@@ -14,6 +14,8 @@ pub struct Client {
     next_id: i64,
     /// Notifications seen so far (method, params).
     pub notifications: Vec<(String, Value)>,
+    /// Responses that arrived while another was awaited (the server answers out of order).
+    early: std::collections::HashMap<i64, Value>,
 }
 
 fn read_message(r: &mut impl BufRead) -> Option<Value> {
@@ -64,6 +66,7 @@ impl Client {
             rx,
             next_id: 0,
             notifications: Vec::new(),
+            early: std::collections::HashMap::new(),
         }
     }
 
@@ -96,6 +99,9 @@ impl Client {
 
     /// The response to request `id` (the whole message: `result` or `error`).
     pub fn wait(&mut self, id: i64, timeout: Duration) -> Value {
+        if let Some(m) = self.early.remove(&id) {
+            return m;
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -118,6 +124,9 @@ impl Client {
             }
             if m.get("id") == Some(&json!(id)) {
                 return m;
+            }
+            if let Some(other) = m.get("id").and_then(Value::as_i64) {
+                self.early.insert(other, m);
             }
         }
     }
