@@ -32,6 +32,28 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         updates: usize,
     },
+    /// Completion latency through the protocol on a real file: cold, and while typing
+    /// lines back at a steady rate; model calls the typing-through cache saved.
+    Lsp {
+        /// A file in the repository to complete in.
+        file: std::path::PathBuf,
+        /// Lines to type.
+        #[arg(long, default_value_t = 12)]
+        sites: usize,
+        /// Typing speed, characters per second.
+        #[arg(long, default_value_t = 8.0)]
+        cps: f64,
+        #[arg(long)]
+        model: Option<String>,
+        /// none, file or repo.
+        #[arg(long, default_value = "repo")]
+        context: String,
+        #[arg(long)]
+        json: bool,
+        /// Write the server's log here (`MOAT_LOG` sets its level).
+        #[arg(long)]
+        server_log: Option<std::path::PathBuf>,
+    },
 }
 
 /// Real code to build prompts from: moat's own sources (any real code would do).
@@ -57,7 +79,7 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub fn run(cmd: BenchCommand) -> Result<()> {
+pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
     let (model, device, runs, json, kernels) = match cmd {
         BenchCommand::Engine {
             model,
@@ -68,6 +90,26 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         } => (model, device, runs, json, kernels),
         BenchCommand::Index { dir, json, updates } => {
             return crate::bench_index::run(&dir, json, updates)
+        }
+        BenchCommand::Lsp {
+            file,
+            sites,
+            cps,
+            model,
+            context,
+            json,
+            server_log,
+        } => {
+            return crate::bench_lsp::run(crate::bench_lsp::Args {
+                file,
+                sites,
+                cps,
+                model,
+                context,
+                json,
+                threads,
+                server_log,
+            })
         }
     };
     let own_kernels = match kernels.as_str() {

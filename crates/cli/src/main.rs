@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_index;
+mod bench_lsp;
 mod complete;
 mod eval;
 mod index;
@@ -30,6 +31,10 @@ struct Cli {
     /// Log level for stderr (error, warn, info, debug, trace); `MOAT_LOG` also works.
     #[arg(long, global = true, default_value = "warn")]
     log: String,
+    /// Append the log to this file instead of stderr (for editors that hide the server's
+    /// stderr; in `moat lsp` stdout is the protocol and never holds logs).
+    #[arg(long, global = true)]
+    log_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,10 +65,27 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let filter = std::env::var("MOAT_LOG").unwrap_or_else(|_| cli.log.clone());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
+    let logs =
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    match &cli.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path);
+            match file {
+                Ok(f) => logs
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_ansi(false)
+                    .init(),
+                Err(e) => {
+                    eprintln!("error: cannot write the log to {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+        None => logs.with_writer(std::io::stderr).init(),
+    }
     // Before any tensor exists: candle sizes its thread pool once.
     let threads = cli
         .threads
@@ -72,7 +94,7 @@ fn main() {
     let result = match cli.command {
         Command::Complete(args) => complete::run(args),
         Command::Model(cmd) => model::run(cmd),
-        Command::Bench(cmd) => bench::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd, threads),
         Command::Index(args) => index::run_index(args),
         Command::Symbols(args) => index::run_symbols(args),
         Command::Similar(args) => index::run_similar(args),

@@ -241,7 +241,11 @@ fn real_model_completes_and_typing_through_needs_no_model_call() {
     std::fs::create_dir(&repo).unwrap();
     let text = "def fib(n):\n    \n\n\nprint(fib(10))\n";
     std::fs::write(repo.join("fib.py"), text).unwrap();
-    let mut c = Client::start(&[]);
+    let log = dir.path().join("moat.log");
+    let mut c = Client::start_with(
+        &["--log", "debug", "--log-file", log.to_str().unwrap()],
+        &[],
+    );
     c.initialize(&repo, json!({"debounceMs": 0}));
     c.wait_ready();
     let u = format!("file://{}/fib.py", repo.display());
@@ -277,5 +281,38 @@ fn real_model_completes_and_typing_through_needs_no_model_call() {
     );
     assert!(acc.get("error").is_none(), "{acc}");
     assert_eq!(c.status()["counters"]["accepted"], json!(1));
+    // The editor inserts the rest; the server computes the next completion ahead, at the end
+    // of the accepted text, before it is asked.
+    let n = c.status()["latencyMs"]["n"].as_u64().unwrap();
+    let end_line = 1 + shown.matches('\n').count() as u32;
+    let end_col = match shown.rfind('\n') {
+        Some(i) => shown[i + 1..].encode_utf16().count(),
+        None => 4 + shown.encode_utf16().count(),
+    } as u32;
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": u, "version": 3},
+               "contentChanges": [{"range": {"start": {"line": 1, "character": 4 + typed.chars().count() as u32}, "end": {"line": 1, "character": 4 + typed.chars().count() as u32}}, "text": &shown[typed.len()..]}]}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let st = loop {
+        let st = c.status();
+        if st["latencyMs"]["n"].as_u64() == Some(n + 1) {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no speculative completion: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(st["counters"]["speculative"], json!(1), "{st}");
+    let calls = st["counters"]["model_calls"].as_u64();
+    let r = c.inline(&u, end_line, end_col);
+    assert!(r.get("error").is_none(), "{r}");
+    // Answered from the speculative completion (even when it is empty), no model call.
+    let st = c.status();
+    assert_eq!(st["counters"]["model_calls"].as_u64(), calls, "{st}");
+    assert_eq!(st["counters"]["speculative_hits"], json!(1), "{st}");
     c.shutdown();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("model ready"), "{log}");
+    assert!(log.contains("completion:"), "{log}");
 }

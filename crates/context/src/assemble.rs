@@ -16,6 +16,9 @@ use moat_index::{Index, Lang};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Lines the start of a budget-cut window moves by.
+const WINDOW_STEP: u32 = 16;
+
 /// Prompt tokens, markup included, and how they are shared.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
@@ -315,6 +318,17 @@ impl Assembler<'_> {
             }
         }
 
+        // A window cut by the budget starts on a multiple of WINDOW_STEP lines, so that
+        // the start stays put while the user types and moves down a few lines: the prompt
+        // keeps its head and the engine's cache covers it.
+        if n_prefix < prefix_units.len() {
+            let first = cursor_line + 1 - n_prefix as u32;
+            let aligned = first.div_ceil(WINDOW_STEP) * WINDOW_STEP;
+            if aligned <= cursor_line {
+                n_prefix = (cursor_line + 1 - aligned) as usize;
+            }
+        }
+
         // Exact fit: render and count; over the budget (the per-line counts are estimates),
         // drop the least-ranked snippet, then the farthest prefix line.
         loop {
@@ -371,6 +385,7 @@ impl Assembler<'_> {
                 lang,
                 req.text,
                 cursor_line,
+                word_at(req.text, req.cursor),
             ));
         }
         lists.push(snippets::similar(files, index, req.path, before));
@@ -523,4 +538,20 @@ impl Assembler<'_> {
         }
         Ok(v)
     }
+}
+
+/// The identifier the cursor is in or at the end of ("" when none).
+fn word_at(text: &str, cursor: usize) -> &str {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let start = text[..cursor]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| is_word(*c))
+        .last()
+        .map_or(cursor, |(i, _)| i);
+    let end = text[cursor..]
+        .char_indices()
+        .find(|(_, c)| !is_word(*c))
+        .map_or(text.len(), |(i, _)| cursor + i);
+    &text[start..end]
 }

@@ -194,6 +194,7 @@ pub fn definitions(
     lang: Lang,
     text: &str,
     cursor_line: u32,
+    typing: &str,
 ) -> Vec<Snippet> {
     let imported: HashSet<String> = index
         .imports_of(path)
@@ -211,7 +212,14 @@ pub fn definitions(
         (cursor_line.saturating_sub(6), cursor_line),
         (cursor_line.saturating_sub(40), cursor_line + 3),
     ] {
-        let hits = index.referenced_definitions(path, lang, text, first, last);
+        // The word at the cursor is left out: while it is typed it is a different name at
+        // every keystroke, and so would be the context at the head of the prompt, which the
+        // engine could then not reuse from its cache.
+        let hits: Vec<DefHit> = index
+            .referenced_definitions(path, lang, text, first, last)
+            .into_iter()
+            .filter(|h| h.def.name != typing)
+            .collect();
         let mut by_name: Vec<(String, Vec<DefHit>)> = Vec::new();
         for h in hits {
             match by_name.iter_mut().find(|(n, _)| *n == h.def.name) {
@@ -280,8 +288,10 @@ const QUERY_LINES: usize = 12;
 /// Most lines shown of one similar window.
 const SIMILAR_LINES: u32 = 30;
 
-/// Windows of other files most similar to the code before the cursor.
+/// Windows of other files most similar to the lines before the cursor line (not the line
+/// being typed, for the reason `definitions` gives).
 pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Snippet> {
+    let prefix = &prefix[..prefix.rfind('\n').map_or(0, |i| i + 1)];
     let start = prefix
         .rmatch_indices('\n')
         .nth(QUERY_LINES)

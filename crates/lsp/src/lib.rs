@@ -6,8 +6,10 @@
 //! answers. Nothing here opens a network connection (`--listen` binds to loopback for
 //! debugging only).
 
+pub mod client;
 mod documents;
 mod guard;
+mod inflight;
 pub mod protocol;
 mod server;
 mod settings;
@@ -29,7 +31,8 @@ const CONCURRENCY: usize = 128;
 /// Methods that take no parameters but must accept `{}` as well as none.
 const NO_PARAMS: [&str; 1] = ["moat/status"];
 
-/// Gives `{}` to parameterless methods sent without params, so that both forms work.
+/// Gives `{}` to parameterless methods sent without params or with `null`, so that every
+/// form works.
 #[derive(Clone)]
 struct NormalizeParams<S>(S);
 
@@ -46,7 +49,7 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        if NO_PARAMS.contains(&req.method()) && req.params().is_none() {
+        if NO_PARAMS.contains(&req.method()) && req.params().is_none_or(|p| p.is_null()) {
             let (method, id, _) = req.into_parts();
             let mut b = Request::build(method).params(serde_json::json!({}));
             if let Some(id) = id {

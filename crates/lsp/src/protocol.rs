@@ -36,7 +36,14 @@ pub struct ItemRef {
     #[serde(default)]
     pub insert_text: Option<String>,
     #[serde(default)]
-    pub command: Option<Command>,
+    pub command: Option<CommandRef>,
+}
+
+/// The part of an item's command that identifies it; clients may echo the rest or not.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CommandRef {
+    #[serde(default)]
+    pub arguments: Option<Vec<serde_json::Value>>,
 }
 
 impl ItemRef {

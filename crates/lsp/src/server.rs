@@ -2,6 +2,7 @@
 //! the telemetry notifications and `moat/status`.
 
 use crate::documents::{self, Document, Documents, Encoding};
+use crate::inflight::Inflight;
 use crate::protocol::*;
 use crate::settings::Settings;
 use crate::typing::Shown;
@@ -51,6 +52,11 @@ struct Counters {
     requests: u64,
     model_calls: u64,
     typing_cache_hits: u64,
+    /// Requests answered by a generation started for an earlier keystroke.
+    joined: u64,
+    /// Completions computed ahead, after an accept, and how many were then asked for.
+    speculative: u64,
+    speculative_hits: u64,
     superseded: u64,
     empty: u64,
     errors: u64,
@@ -70,7 +76,7 @@ struct State {
     indexing: Mutex<&'static str>,
     worker: OnceLock<Worker>,
     seq: Mutex<HashMap<String, u64>>,
-    running: Mutex<HashMap<String, CancelFlag>>,
+    inflight: Mutex<HashMap<String, Arc<Inflight>>>,
     shown: Mutex<HashMap<String, Shown>>,
     items: Mutex<(HashMap<String, Item>, VecDeque<String>)>,
     recent: Mutex<VecDeque<RecentEdit>>,
@@ -80,6 +86,113 @@ struct State {
     setting_problems: Mutex<Vec<String>>,
 }
 
+/// What the typing-through cache knows for a request.
+enum Cached {
+    /// (completion id, the rest of it to show)
+    Rest(String, String),
+    /// The model had nothing to say for exactly this document and cursor.
+    Nothing,
+}
+
+impl State {
+    fn count(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut lock(&self.counters));
+    }
+
+    fn new_id(&self) -> String {
+        format!("moat-{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// The rest of the completion shown in a document, if `text` is that document with some
+    /// of it typed at the cursor: (completion id, rest).
+    fn typed_through(&self, key: &str, text: &str, cursor: usize) -> Option<Cached> {
+        let shown = lock(&self.shown);
+        let s = shown.get(key)?;
+        let hit = match s.rest(text, cursor) {
+            Some(rest) => Cached::Rest(s.id.clone(), rest.to_string()),
+            None if s.nothing_at(text, cursor) => Cached::Nothing,
+            None => return None,
+        };
+        if s.speculative && text.len() == s.before.len() + s.after.len() {
+            self.count(|c| c.speculative_hits += 1);
+        }
+        Some(hit)
+    }
+
+    /// A generation ended: its completion becomes the one shown in the document.
+    fn finished(
+        &self,
+        key: &str,
+        serial: u64,
+        before: String,
+        after: String,
+        result: std::result::Result<crate::worker::Output, WorkError>,
+        speculative: bool,
+    ) {
+        {
+            let mut inflight = lock(&self.inflight);
+            if inflight.get(key).is_some_and(|g| g.serial == serial) {
+                inflight.remove(key);
+            }
+        }
+        match result {
+            Ok(out) => {
+                {
+                    let mut l = lock(&self.latencies);
+                    l.push_back(out.total_ms);
+                    if l.len() > LATENCIES {
+                        l.pop_front();
+                    }
+                }
+                // An empty answer is remembered too: the same request gets it again at once.
+                let id = if out.text.is_empty() {
+                    self.count(|c| c.empty += 1);
+                    String::new()
+                } else {
+                    let id = self.new_id();
+                    self.remember(&id, key, &out.text);
+                    id
+                };
+                lock(&self.shown).insert(
+                    key.to_string(),
+                    Shown {
+                        id,
+                        before,
+                        after,
+                        text: out.text,
+                        speculative,
+                    },
+                );
+            }
+            Err(WorkError::Cancelled) => self.count(|c| c.superseded += 1),
+            Err(WorkError::Loading) => {}
+            Err(e) => {
+                self.count(|c| c.errors += 1);
+                tracing::warn!("completion failed: {e}");
+            }
+        }
+    }
+
+    fn remember(&self, id: &str, uri: &str, text: &str) {
+        let mut items = lock(&self.items);
+        items.0.insert(
+            id.to_string(),
+            Item {
+                uri: uri.to_string(),
+                text: text.to_string(),
+                shown_at: None,
+            },
+        );
+        items.1.push_back(id.to_string());
+        while items.1.len() > ITEMS {
+            if let Some(old) = items.1.pop_front() {
+                items.0.remove(&old);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct Backend {
     client: Client,
     opts: Arc<ServerOptions>,
@@ -89,16 +202,6 @@ pub struct Backend {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere must not take the server down with a poisoned lock.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Sets the cancel flag when the request's future is dropped (`$/cancelRequest`, or a
-/// client that went away), so the model stops generating for nobody.
-struct CancelOnDrop(CancelFlag);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
 }
 
 fn percentile(v: &VecDeque<f64>, q: f64) -> Option<f64> {
@@ -153,17 +256,6 @@ impl Backend {
         uri.to_file_path()
             .and_then(|p| Lang::from_path(&p))
             .or_else(|| Lang::from_name(language_id))
-    }
-
-    fn new_id(&self) -> String {
-        format!(
-            "moat-{}",
-            self.state.next_id.fetch_add(1, Ordering::Relaxed) + 1
-        )
-    }
-
-    fn count(&self, f: impl FnOnce(&mut Counters)) {
-        f(&mut lock(&self.state.counters));
     }
 
     /// Keeps the index in step with an open document (off the async threads).
@@ -275,8 +367,9 @@ impl Backend {
         });
     }
 
-    /// The completion at a position: from the typing-through cache, or from the model after
-    /// the debounce. `None`: nothing to show (disabled, superseded, loading, or no text).
+    /// The completion at a position: from the typing-through cache, from a generation in
+    /// flight for this document, or from the model after the debounce. `None`: nothing to
+    /// show (disabled, superseded, loading, or no text).
     async fn complete_at(
         &self,
         uri: &Uri,
@@ -296,7 +389,7 @@ impl Backend {
         };
         let cursor = documents::offset(&text, pos.line, pos.character, enc)
             .map_err(|e| Error::invalid_params(e.to_string()))?;
-        self.count(|c| c.requests += 1);
+        self.state.count(|c| c.requests += 1);
         if !settings.enabled || !settings.language_enabled(&language_id) {
             return Ok(None);
         }
@@ -304,13 +397,34 @@ impl Backend {
             start: pos,
             end: pos,
         };
+        let answer = |got: Option<Cached>| match got {
+            Some(Cached::Rest(id, rest)) => Some((id, rest, range)),
+            _ => None,
+        };
         // Typing through the shown completion: the rest of it, no model call.
-        let cached = lock(&self.state.shown)
-            .get(&key)
-            .and_then(|s| s.rest(&text, cursor).map(|r| (s.id.clone(), r.to_string())));
-        if let Some((id, rest)) = cached {
-            self.count(|c| c.typing_cache_hits += 1);
-            return Ok(Some((id, rest, range)));
+        if let Some(hit) = self.state.typed_through(&key, &text, cursor) {
+            self.state.count(|c| c.typing_cache_hits += 1);
+            return Ok(answer(Some(hit)));
+        }
+        // A generation for this document before the characters just typed: wait for it.
+        let grace = Duration::from_millis(settings.debounce_ms + 100);
+        let joined = {
+            let inflight = lock(&self.state.inflight);
+            match inflight.get(&key).filter(|g| g.joinable(&text, cursor)) {
+                Some(g) if g.diverged(&text, cursor) => {
+                    g.cancel.cancel();
+                    None
+                }
+                Some(g) => Some(g.join(grace)),
+                None => None,
+            }
+        };
+        if let Some(j) = joined {
+            j.finished().await;
+            if let Some(hit) = self.state.typed_through(&key, &text, cursor) {
+                self.state.count(|c| c.joined += 1);
+                return Ok(answer(Some(hit)));
+            }
         }
         // Debounce: a newer request for this document within the wait replaces this one.
         let mine = {
@@ -325,17 +439,30 @@ impl Backend {
             .get(&key)
             .is_some_and(|d| d.version == version);
         if !still_mine || !same_text {
-            self.count(|c| c.superseded += 1);
+            self.state.count(|c| c.superseded += 1);
             return Ok(None);
         }
-        let Some(worker) = self.state.worker.get() else {
-            return Ok(None); // not initialized yet
+        let Some(g) = self.launch(uri, &text, cursor, &language_id, &settings, false) else {
+            return Ok(None);
         };
-        let cancel = CancelFlag::new();
-        if let Some(old) = lock(&self.state.running).insert(key.clone(), cancel.clone()) {
-            old.cancel(); // an older generation for this document: nobody waits for it
-        }
-        let _guard = CancelOnDrop(cancel.clone());
+        g.join(grace).finished().await;
+        Ok(answer(self.state.typed_through(&key, &text, cursor)))
+    }
+
+    /// Starts a generation at `cursor` on its own task: it runs to the end unless nobody
+    /// waits for it, and leaves its completion in the typing-through cache. `None` before
+    /// the server is initialized.
+    fn launch(
+        &self,
+        uri: &Uri,
+        text: &str,
+        cursor: usize,
+        language_id: &str,
+        settings: &Settings,
+        speculative: bool,
+    ) -> Option<Arc<Inflight>> {
+        let worker = self.state.worker.get()?.clone();
+        let key = uri.as_str().to_string();
         let repo_name = lock(&self.state.root)
             .as_ref()
             .and_then(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -346,74 +473,78 @@ impl Backend {
             .filter(|e| e.path != path)
             .cloned()
             .collect();
-        let input = Input {
+        let mut input = Input {
             uri: key.clone(),
             path,
             repo_name,
-            lang: self.lang_of(uri, &language_id),
-            text: text.clone(),
+            lang: self.lang_of(uri, language_id),
+            text: text.to_string(),
             cursor,
             mode: settings.context,
-            budget: settings.context_budget,
+            budget: settings.budget(),
             max_tokens: settings.max_tokens,
             recent,
+            partial: Default::default(),
         };
-        self.count(|c| c.model_calls += 1);
-        match worker.complete(input, cancel).await {
-            Ok(out) => {
-                {
-                    let mut l = lock(&self.state.latencies);
-                    l.push_back(out.total_ms);
-                    if l.len() > LATENCIES {
-                        l.pop_front();
-                    }
-                }
-                if out.text.is_empty() {
-                    self.count(|c| c.empty += 1);
-                    return Ok(None);
-                }
-                let id = self.new_id();
-                lock(&self.state.shown).insert(
-                    key.clone(),
-                    Shown {
-                        id: id.clone(),
-                        before: text[..cursor].to_string(),
-                        after: text[cursor..].to_string(),
-                        text: out.text.clone(),
-                    },
-                );
-                self.remember(&id, &key, &out.text);
-                Ok(Some((id, out.text, range)))
-            }
-            Err(WorkError::Cancelled) => {
-                self.count(|c| c.superseded += 1);
-                Ok(None)
-            }
-            Err(WorkError::Loading) => Ok(None),
-            Err(e) => {
-                self.count(|c| c.errors += 1);
-                tracing::warn!("completion failed: {e}");
-                Ok(None)
-            }
+        let cancel = CancelFlag::new();
+        let serial = self.state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (before, after) = text.split_at(cursor);
+        let (g, finish) = Inflight::new(serial, before, after, cancel.clone());
+        input.partial = g.partial.clone();
+        let g = Arc::new(g);
+        if let Some(old) = lock(&self.state.inflight).insert(key.clone(), g.clone()) {
+            old.cancel.cancel(); // an older generation for this document: nobody waits for it
         }
+        self.state.count(|c| {
+            c.model_calls += 1;
+            if speculative {
+                c.speculative += 1;
+            }
+        });
+        let state = self.state.clone();
+        let (before, after) = (before.to_string(), after.to_string());
+        tokio::spawn(async move {
+            let result = worker.complete(input, cancel).await;
+            state.finished(&key, serial, before, after, result, speculative);
+            finish.done();
+        });
+        Some(g)
     }
 
-    fn remember(&self, id: &str, uri: &str, text: &str) {
-        let mut items = lock(&self.state.items);
-        items.0.insert(
-            id.to_string(),
-            Item {
-                uri: uri.to_string(),
-                text: text.to_string(),
-                shown_at: None,
-            },
-        );
-        items.1.push_back(id.to_string());
-        while items.1.len() > ITEMS {
-            if let Some(old) = items.1.pop_front() {
-                items.0.remove(&old);
-            }
+    /// After an accept, the next completion is computed before the editor asks for it: at
+    /// the end of the accepted text, once the document holds it (the editor's edit and the
+    /// accept command come in either order).
+    fn speculate(&self, key: &str, accepted: Shown) {
+        let settings = self.settings();
+        if !settings.enabled {
+            return;
         }
+        let Ok(uri) = key.parse::<Uri>() else {
+            return;
+        };
+        let expected = format!("{}{}{}", accepted.before, accepted.text, accepted.after);
+        let cursor = accepted.before.len() + accepted.text.len();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            loop {
+                let doc = lock(&this.state.docs)
+                    .get(uri.as_str())
+                    .map(|d| (d.text == expected, d.language_id.clone()));
+                match doc {
+                    Some((true, language_id)) => {
+                        if settings.language_enabled(&language_id) {
+                            this.launch(&uri, &expected, cursor, &language_id, &settings, true);
+                        }
+                        return;
+                    }
+                    Some(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
+                    _ => return,
+                }
+            }
+        });
     }
 
     fn accept_command(id: &str) -> Command {
@@ -451,21 +582,21 @@ impl Backend {
             if let Some(item) = lock(&self.state.items).0.get_mut(&id) {
                 item.shown_at = Some(Instant::now());
             }
-            self.count(|c| c.shown += 1);
+            self.state.count(|c| c.shown += 1);
             tracing::info!(target: "moat::events", "shown {id}");
         }
     }
 
     pub async fn did_partially_accept(&self, params: PartialAcceptParams) {
         if let Some(id) = params.item.completion_id() {
-            self.count(|c| c.partially_accepted += 1);
+            self.state.count(|c| c.partially_accepted += 1);
             tracing::info!(target: "moat::events", "partially accepted {id}: {} characters", params.accepted_length);
         }
     }
 
     pub async fn did_dismiss(&self, params: ShownParams) {
         if let Some(id) = params.item.completion_id() {
-            self.count(|c| c.dismissed += 1);
+            self.state.count(|c| c.dismissed += 1);
             tracing::info!(target: "moat::events", "dismissed {id}");
         }
     }
@@ -646,8 +777,8 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        for c in lock(&self.state.running).values() {
-            c.cancel();
+        for g in lock(&self.state.inflight).values() {
+            g.cancel.cancel();
         }
         Ok(())
     }
@@ -720,8 +851,8 @@ impl LanguageServer for Backend {
         lock(&self.state.docs).close(&key);
         lock(&self.state.shown).remove(&key);
         lock(&self.state.seq).remove(&key);
-        if let Some(c) = lock(&self.state.running).remove(&key) {
-            c.cancel();
+        if let Some(g) = lock(&self.state.inflight).remove(&key) {
+            g.cancel.cancel();
         }
     }
 
@@ -769,10 +900,13 @@ impl LanguageServer for Backend {
             )));
         };
         let item = lock(&self.state.items).0.get(id).cloned();
-        self.count(|c| c.accepted += 1);
+        self.state.count(|c| c.accepted += 1);
         if let Some(item) = &item {
             // The shown completion is in the document now; nothing left to type through.
-            lock(&self.state.shown).remove(&item.uri);
+            let shown = lock(&self.state.shown).remove(&item.uri);
+            if let Some(s) = shown.filter(|s| s.id == id) {
+                self.speculate(&item.uri, s);
+            }
             let visible = item.shown_at.map(|t| t.elapsed().as_millis());
             tracing::info!(target: "moat::events", "accepted {id} ({} characters, visible {visible:?} ms)", item.text.len());
         } else {

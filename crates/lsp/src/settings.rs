@@ -6,6 +6,9 @@ use moat_context::ContextMode;
 use serde::Serialize;
 use serde_json::Value;
 
+/// On a CPU, about half a second of prefill at each keystroke.
+const CPU_SUFFIX_TOKENS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     /// A built-in model name or a GGUF path (`None`: the default model).
@@ -17,6 +20,10 @@ pub struct Settings {
     /// Prompt budget in tokens.
     pub context_budget: usize,
     pub context: ContextMode,
+    /// Most tokens of the text after the cursor (`None`: 64 on a CPU, else the budget's
+    /// usual share). The engine recomputes this part at every keystroke: it sits after the
+    /// text being typed in the prompt.
+    pub suffix_tokens: Option<usize>,
     /// How long a request waits for the next keystroke before it runs.
     pub debounce_ms: u64,
     /// Most tokens generated for one completion.
@@ -36,6 +43,7 @@ impl Default for Settings {
             threads: None,
             context_budget: moat_context::Budget::default().total,
             context: ContextMode::Repo,
+            suffix_tokens: None,
             debounce_ms: 75,
             max_tokens: 64,
             languages: Vec::new(),
@@ -81,6 +89,11 @@ impl Settings {
                     Some(m) => self.context = m,
                     None => problems.push(bad("none, file or repo")),
                 },
+                "suffixTokens" | "suffix_tokens" => match val.as_u64() {
+                    Some(n) if n <= 32768 => self.suffix_tokens = Some(n as usize),
+                    _ if val.is_null() => self.suffix_tokens = None,
+                    _ => problems.push(bad("a number of tokens")),
+                },
                 "debounceMs" | "debounce_ms" | "debounce" => match val.as_u64() {
                     Some(n) if n <= 5000 => self.debounce_ms = n,
                     _ => problems.push(bad("milliseconds from 0 to 5000")),
@@ -112,6 +125,24 @@ impl Settings {
         problems
     }
 
+    /// The prompt budget for a completion, with the suffix's share from `suffix_tokens`.
+    pub fn budget(&self) -> moat_context::Budget {
+        let usual = moat_context::Budget {
+            total: self.context_budget,
+            ..Default::default()
+        };
+        let cpu = self.device.trim().eq_ignore_ascii_case("cpu");
+        let cap = match self.suffix_tokens {
+            Some(n) => n,
+            None if cpu => CPU_SUFFIX_TOKENS,
+            None => return usual,
+        };
+        moat_context::Budget {
+            suffix_share: usual.suffix_share.min(cap as f32 / usual.total as f32),
+            ..usual
+        }
+    }
+
     pub fn language_enabled(&self, language_id: &str) -> bool {
         self.languages.is_empty() || self.languages.iter().any(|l| l == language_id)
     }
@@ -139,5 +170,20 @@ mod tests {
         assert_eq!(s.threads, None);
         assert_eq!(s.apply(&json!(3)).len(), 1);
         assert!(s.apply(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn the_suffix_is_short_on_a_cpu_unless_set() {
+        let mut s = Settings::default();
+        let b = s.budget();
+        assert_eq!(b.total, s.context_budget);
+        assert!((b.suffix_share * b.total as f32 - 64.0).abs() < 1.0);
+        s.apply(&json!({"device": "cuda"}));
+        assert_eq!(
+            s.budget().suffix_share,
+            moat_context::Budget::default().suffix_share
+        );
+        s.apply(&json!({"suffixTokens": 100}));
+        assert!((s.budget().suffix_share * s.context_budget as f32 - 100.0).abs() < 1.0);
     }
 }

@@ -8,6 +8,8 @@ pub struct Shown {
     pub before: String,
     pub after: String,
     pub text: String,
+    /// Computed ahead (after an accept), not asked for.
+    pub speculative: bool,
 }
 
 impl Shown {
@@ -28,6 +30,18 @@ impl Shown {
     }
 }
 
+impl Shown {
+    /// Whether this is an empty completion for exactly `text` at `cursor`: asking the model
+    /// again would give the same nothing.
+    pub fn nothing_at(&self, text: &str, cursor: usize) -> bool {
+        self.text.is_empty()
+            && cursor == self.before.len()
+            && text.len() == self.before.len() + self.after.len()
+            && text.starts_with(&self.before)
+            && text.ends_with(&self.after)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +53,7 @@ mod tests {
             before: "x = foo(".into(),
             after: ")\n".into(),
             text: "a, b".into(),
+            speculative: false,
         };
         assert_eq!(s.rest("x = foo()\n", 8), Some("a, b"));
         assert_eq!(s.rest("x = foo(a)\n", 9), Some(", b"));
@@ -48,5 +63,12 @@ mod tests {
         assert_eq!(s.rest("y = foo(a)\n", 9), None, "edited before");
         assert_eq!(s.rest("x = foo(a)\n\n", 9), None, "edited after");
         assert_eq!(s.rest("x = foo(a)\n", 99), None);
+        assert!(!s.nothing_at("x = foo()\n", 8));
+        let empty = Shown {
+            text: String::new(),
+            ..s
+        };
+        assert!(empty.nothing_at("x = foo()\n", 8));
+        assert!(!empty.nothing_at("x = foo(a)\n", 9));
     }
 }

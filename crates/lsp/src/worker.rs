@@ -46,9 +46,11 @@ pub struct Input {
     pub text: String,
     pub cursor: usize,
     pub mode: ContextMode,
-    pub budget: usize,
+    pub budget: Budget,
     pub max_tokens: usize,
     pub recent: Vec<RecentEdit>,
+    /// The text generated so far, for requests that wait for this generation.
+    pub partial: Arc<Mutex<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -197,10 +199,7 @@ fn run(engine: &mut Engine, job: &Job, index: &SharedIndex) -> Result<Output, Wo
             tok: engine.tokenizer(),
             format: engine.fim_format(),
             repo_name: input.repo_name.clone(),
-            budget: Budget {
-                total: input.budget,
-                ..Budget::default()
-            },
+            budget: input.budget,
             style: ContextStyle::default(),
         };
         let req = Request {
@@ -224,15 +223,26 @@ fn run(engine: &mut Engine, job: &Job, index: &SharedIndex) -> Result<Output, Wo
         ..Default::default()
     };
     let gen = engine
-        .generate(&tokens, &params, &job.cancel, &mut |t| match post.end(t) {
-            Some(cut) => Flow::StopAt(cut),
-            None => Flow::Continue,
+        .generate(&tokens, &params, &job.cancel, &mut |t| {
+            t.clone_into(&mut input.partial.lock().unwrap_or_else(|p| p.into_inner()));
+            match post.end(t) {
+                Some(cut) => Flow::StopAt(cut),
+                None => Flow::Continue,
+            }
         })
         .map_err(|e| WorkError::Completion(e.to_string()))?;
     if job.cancel.is_cancelled() {
         return Err(WorkError::Cancelled);
     }
     let t = &gen.timings;
+    tracing::debug!(
+        "completion: {} prompt tokens ({} cached), prefill {:.0} ms, {} tokens in {:.0} ms",
+        t.prompt_tokens,
+        t.cached_tokens,
+        t.prefill_ms,
+        t.generated_tokens,
+        t.decode_ms
+    );
     Ok(Output {
         text: post.finish(&gen.text),
         prompt_tokens: t.prompt_tokens,
