@@ -120,7 +120,8 @@ pub fn run(a: Args) -> Result<()> {
         None => cmd.stderr(Stdio::null()),
     };
     let mut c = Client::spawn(cmd)?;
-    let mut options = json!({"context": a.context});
+    // A synthetic session: not for the user's acceptance reports.
+    let mut options = json!({"context": a.context, "telemetry": false});
     if let Some(m) = &a.model {
         options["model"] = json!(m);
     }

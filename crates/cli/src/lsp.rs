@@ -12,6 +12,10 @@ pub struct LspArgs {
     /// Accepted for editors that pass it; stdio is the default.
     #[arg(long)]
     stdio: bool,
+    /// The telemetry database (default: telemetry.db in the data directory). The
+    /// `telemetry` setting turns recording off.
+    #[arg(long)]
+    telemetry_db: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: LspArgs, threads: usize) -> Result<()> {
@@ -24,6 +28,7 @@ pub fn run(args: LspArgs, threads: usize) -> Result<()> {
         locate_model: Box::new(crate::model::locate_offline),
         index_cache: Some(moat_models::Store::from_env().root().join("index")),
         threads,
+        telemetry_db: Some(args.telemetry_db.unwrap_or_else(crate::report::default_db)),
     };
     // The model has its own thread; two runtime threads keep the protocol responsive.
     let rt = tokio::runtime::Builder::new_multi_thread()

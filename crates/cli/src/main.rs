@@ -9,6 +9,7 @@ mod index;
 mod lsp;
 mod model;
 mod progress;
+mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +58,8 @@ enum Command {
     Similar(index::SimilarArgs),
     /// Run the language server (stdio).
     Lsp(lsp::LspArgs),
+    /// Acceptance, retention and latency from the telemetry store(s).
+    Report(report::ReportArgs),
     /// Measure completion quality (exact match) on public data or a repository.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -100,6 +103,7 @@ fn main() {
         Command::Similar(args) => index::run_similar(args),
         Command::Eval(cmd) => eval::run(cmd),
         Command::Lsp(args) => lsp::run(args, threads),
+        Command::Report(args) => report::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

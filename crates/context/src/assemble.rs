@@ -150,6 +150,13 @@ impl ContextStyle {
     }
 }
 
+/// The ranked context of the last cursor line (see `Assembler::assemble_memo`).
+#[derive(Default)]
+pub struct ContextMemo {
+    key: Option<(String, u32)>,
+    ranked: Vec<(Snippet, f32)>,
+}
+
 /// A snippet with its fused score and its token cost as counted when it was chosen.
 struct Chosen {
     snippet: Snippet,
@@ -167,6 +174,20 @@ impl Assembler<'_> {
         req: &Request,
         index: Option<&Index>,
         mode: ContextMode,
+    ) -> Result<Assembled> {
+        self.assemble_memo(req, index, mode, &mut ContextMemo::default())
+    }
+
+    /// Like `assemble`, reusing the repository context chosen for the same cursor line by
+    /// the previous call (kept in `memo`). While a line is typed its new names would change
+    /// the context at the head of the prompt, and the engine would recompute all of it (on
+    /// a CPU, seconds) for a keystroke; the context follows the cursor to the next line.
+    pub fn assemble_memo(
+        &self,
+        req: &Request,
+        index: Option<&Index>,
+        mode: ContextMode,
+        memo: &mut ContextMemo,
     ) -> Result<Assembled> {
         let text = req.text;
         if req.cursor > text.len() || !text.is_char_boundary(req.cursor) {
@@ -271,7 +292,12 @@ impl Assembler<'_> {
         if let (ContextMode::Repo, Some(index)) = (mode, index) {
             let limit = repo_max.min(avail.saturating_sub(used));
             let files = Files::new(index, req.path, text);
-            let ranked = self.ranked(&files, index, req, before, cursor_line);
+            let key = (req.path.to_string(), cursor_line);
+            if memo.key.as_ref() != Some(&key) {
+                memo.ranked = self.ranked(&files, index, req, before, cursor_line);
+                memo.key = Some(key);
+            }
+            let ranked = memo.ranked.clone();
             let mut spent = 0;
             let mut paths_shown: Vec<String> = Vec::new();
             for (snippet, score) in ranked {

@@ -13,7 +13,8 @@ pub mod post;
 mod snippets;
 
 pub use assemble::{
-    Assembled, Assembler, Budget, ContextMode, ContextStyle, RecentEdit, Request, Source,
+    Assembled, Assembler, Budget, ContextMemo, ContextMode, ContextStyle, RecentEdit, Request,
+    Source,
 };
 pub use error::{ContextError, Result};
 pub use snippets::SourceKind;

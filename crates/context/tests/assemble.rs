@@ -2,7 +2,9 @@
 //! ordering is stable, the in-file window is never repeated, and the definitions the cursor
 //! needs are there.
 
-use moat_context::{Assembled, Assembler, Budget, ContextMode, ContextStyle, RecentEdit, Request};
+use moat_context::{
+    Assembled, Assembler, Budget, ContextMemo, ContextMode, ContextStyle, RecentEdit, Request,
+};
 use moat_engine::tiny::{write_tiny_model, TinySpec};
 use moat_engine::{fim, Engine, EngineOptions};
 use moat_index::{Index, Lang, WalkOptions};
@@ -56,6 +58,26 @@ fn assemble(
     total: usize,
     mode: ContextMode,
 ) -> Assembled {
+    assemble_memo(
+        e,
+        idx,
+        text,
+        cursor,
+        total,
+        mode,
+        &mut ContextMemo::default(),
+    )
+}
+
+fn assemble_memo(
+    e: &Engine,
+    idx: &Index,
+    text: &str,
+    cursor: usize,
+    total: usize,
+    mode: ContextMode,
+    memo: &mut ContextMemo,
+) -> Assembled {
     let a = Assembler {
         tok: e.tokenizer(),
         format: e.fim_format(),
@@ -73,7 +95,7 @@ fn assemble(
         cursor,
         recent: &[],
     };
-    a.assemble(&req, Some(idx), mode).unwrap()
+    a.assemble_memo(&req, Some(idx), mode, memo).unwrap()
 }
 
 fn setup() -> (tempfile::TempDir, Engine, Index, String, usize) {
@@ -288,15 +310,25 @@ fn the_comments_style_puts_context_in_a_plain_prefix() {
 #[test]
 fn typing_on_a_line_keeps_the_head_of_the_prompt() {
     let (_d, e, idx, main, cursor) = setup();
-    // Type `l) for l` one character at a time after `parse_row(`: the context and the start
-    // of the window must not change, so the engine reuses its cache for them.
-    let typed = "l) for l";
+    // Type `l) + unrelated_helper(l) for l` one character at a time after `parse_row(`: the
+    // context and the start of the window must not change, so the engine reuses its cache
+    // for them, although a name on the line has a definition of its own.
+    let typed = "l) + unrelated_helper(l) for l";
+    let mut memo = ContextMemo::default();
     let line_end = main[cursor..].find('\n').map_or(main.len(), |i| cursor + i);
     let base = format!("{}{}", &main[..cursor], &main[line_end..]);
     let mut first: Option<(Vec<(String, String)>, usize)> = None;
     for n in 0..=typed.len() {
         let text = format!("{}{}{}", &base[..cursor], &typed[..n], &base[cursor..]);
-        let a = assemble(&e, &idx, &text, cursor + n, 700, ContextMode::Repo);
+        let a = assemble_memo(
+            &e,
+            &idx,
+            &text,
+            cursor + n,
+            700,
+            ContextMode::Repo,
+            &mut memo,
+        );
         let context: Vec<(String, String)> = a
             .prompt
             .context
@@ -322,4 +354,55 @@ fn typing_on_a_line_keeps_the_head_of_the_prompt() {
             }
         }
     }
+}
+
+#[test]
+fn the_context_follows_the_cursor_to_the_next_line() {
+    let (_d, e, idx, main, cursor) = setup();
+    // Without a memo, a name completed on the line brings its definition.
+    let typed = "l) + unrelated_helper(l) for l";
+    let line_end = main[cursor..].find('\n').map_or(main.len(), |i| cursor + i);
+    let text = format!("{}{typed}{}", &main[..cursor], &main[line_end..]);
+    let fresh = assemble(
+        &e,
+        &idx,
+        &text,
+        cursor + typed.len(),
+        700,
+        ContextMode::Repo,
+    );
+    let util = |a: &Assembled| {
+        a.prompt
+            .context
+            .iter()
+            .find(|f| f.path == "util.py")
+            .map(|f| f.content.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        util(&fresh).contains("def unrelated_helper"),
+        "{:?}",
+        fresh.prompt.context
+    );
+    // With the memo of the same line it is not there yet; on the next line it is.
+    let mut memo = ContextMemo::default();
+    let base = format!("{}{}", &main[..cursor], &main[line_end..]);
+    assemble_memo(&e, &idx, &base, cursor, 700, ContextMode::Repo, &mut memo);
+    let same_line = assemble_memo(
+        &e,
+        &idx,
+        &text,
+        cursor + typed.len(),
+        700,
+        ContextMode::Repo,
+        &mut memo,
+    );
+    assert!(!util(&same_line).contains("def unrelated_helper"));
+    let next = text.find("    return rows").unwrap() + 4;
+    let next_line = assemble_memo(&e, &idx, &text, next, 700, ContextMode::Repo, &mut memo);
+    assert!(
+        util(&next_line).contains("def unrelated_helper"),
+        "{:?}",
+        next_line.prompt.context
+    );
 }

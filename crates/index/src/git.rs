@@ -66,3 +66,16 @@ pub fn recent_files(dir: &Path, n: usize) -> Result<Vec<String>> {
     out.truncate(n);
     Ok(out)
 }
+
+/// The committer's e-mail as git sees it for `dir` (the repository's config, then the
+/// user's and the system's).
+pub fn user_email(dir: &Path) -> Option<String> {
+    let config = match git2::Repository::discover(dir) {
+        Ok(repo) => repo.config().ok()?,
+        Err(_) => git2::Config::open_default().ok()?,
+    };
+    config
+        .get_string("user.email")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+}

@@ -8,6 +8,7 @@
 
 pub mod client;
 mod documents;
+mod events;
 mod guard;
 mod inflight;
 pub mod protocol;

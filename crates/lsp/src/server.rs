@@ -2,6 +2,7 @@
 //! the telemetry notifications and `moat/status`.
 
 use crate::documents::{self, Document, Documents, Encoding};
+use crate::events::{self, Facts, Telemetry};
 use crate::inflight::Inflight;
 use crate::protocol::*;
 use crate::settings::Settings;
@@ -10,6 +11,7 @@ use crate::worker::{Input, ModelState, SharedIndex, WorkError, Worker};
 use moat_context::RecentEdit;
 use moat_engine::{CancelFlag, DeviceChoice, EngineOptions};
 use moat_index::{persist, Index, Lang, WalkOptions};
+use moat_telemetry::EventKind;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ pub struct ServerOptions {
     pub index_cache: Option<PathBuf>,
     /// Threads the engine runs on (fixed for the process).
     pub threads: usize,
+    /// The telemetry database (`None`: telemetry is not recorded).
+    pub telemetry_db: Option<PathBuf>,
 }
 
 /// Documents larger than this are served but not indexed (like the walker's limit).
@@ -84,6 +88,9 @@ struct State {
     counters: Mutex<Counters>,
     latencies: Mutex<VecDeque<f64>>,
     setting_problems: Mutex<Vec<String>>,
+    telemetry: Telemetry,
+    /// Tells this process's completion ids from another's in the telemetry store.
+    started_ms: OnceLock<i64>,
 }
 
 /// What the typing-through cache knows for a request.
@@ -94,13 +101,45 @@ enum Cached {
     Nothing,
 }
 
+/// A generation started by `launch`, as `finished` needs it.
+struct Launched {
+    key: String,
+    serial: u64,
+    before: String,
+    after: String,
+    speculative: bool,
+    repo: String,
+    language: String,
+}
+
 impl State {
+    fn model_name(&self) -> String {
+        match self.worker.get().map(Worker::state) {
+            Some(ModelState::Ready { model, .. }) => Path::new(&model)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or(model),
+            _ => String::new(),
+        }
+    }
+
     fn count(&self, f: impl FnOnce(&mut Counters)) {
         f(&mut lock(&self.counters));
     }
 
     fn new_id(&self) -> String {
-        format!("moat-{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+        let started = *self.started_ms.get_or_init(events::now_ms);
+        format!(
+            "moat-{started:x}-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+        )
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The rest of the completion shown in a document, if `text` is that document with some
@@ -120,19 +159,20 @@ impl State {
     }
 
     /// A generation ended: its completion becomes the one shown in the document.
-    fn finished(
-        &self,
-        key: &str,
-        serial: u64,
-        before: String,
-        after: String,
-        result: std::result::Result<crate::worker::Output, WorkError>,
-        speculative: bool,
-    ) {
+    fn finished(&self, g: Launched, result: std::result::Result<crate::worker::Output, WorkError>) {
+        let Launched {
+            key,
+            serial,
+            before,
+            after,
+            speculative,
+            repo,
+            language,
+        } = g;
         {
             let mut inflight = lock(&self.inflight);
-            if inflight.get(key).is_some_and(|g| g.serial == serial) {
-                inflight.remove(key);
+            if inflight.get(&key).is_some_and(|g| g.serial == serial) {
+                inflight.remove(&key);
             }
         }
         match result {
@@ -150,11 +190,25 @@ impl State {
                     String::new()
                 } else {
                     let id = self.new_id();
-                    self.remember(&id, key, &out.text);
+                    self.remember(&id, &key, &out.text);
+                    let settings = self.settings();
+                    if settings.telemetry {
+                        self.telemetry.completion(Facts {
+                            id: id.clone(),
+                            repo,
+                            language,
+                            model: self.model_name(),
+                            context: settings.context.name().to_string(),
+                            prompt_tokens: out.prompt_tokens,
+                            latency_ms: out.total_ms,
+                            text: out.text.clone(),
+                            keep_code: settings.telemetry_code,
+                        });
+                    }
                     id
                 };
                 lock(&self.shown).insert(
-                    key.to_string(),
+                    key,
                     Shown {
                         id,
                         before,
@@ -218,8 +272,14 @@ impl Backend {
     pub fn new(client: Client, opts: Arc<ServerOptions>) -> Self {
         Self {
             client,
+            state: {
+                let state = State::default();
+                if let Some(db) = &opts.telemetry_db {
+                    state.telemetry.set_db(db.clone());
+                }
+                Arc::new(state)
+            },
             opts,
-            state: Arc::new(State::default()),
         }
     }
 
@@ -228,11 +288,7 @@ impl Backend {
     }
 
     fn settings(&self) -> Settings {
-        self.state
-            .settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state.settings()
     }
 
     /// The repository path of a document: relative to the root when inside it.
@@ -502,10 +558,20 @@ impl Backend {
             }
         });
         let state = self.state.clone();
-        let (before, after) = (before.to_string(), after.to_string());
+        let launched = Launched {
+            key,
+            serial,
+            before: before.to_string(),
+            after: after.to_string(),
+            speculative,
+            repo: input.repo_name.clone(),
+            language: input
+                .lang
+                .map_or(language_id.to_string(), |l| l.name().to_string()),
+        };
         tokio::spawn(async move {
             let result = worker.complete(input, cancel).await;
-            state.finished(&key, serial, before, after, result, speculative);
+            state.finished(launched, result);
             finish.done();
         });
         Some(g)
@@ -579,10 +645,14 @@ impl Backend {
 
     pub async fn did_show(&self, params: ShownParams) {
         if let Some(id) = params.item.completion_id() {
-            if let Some(item) = lock(&self.state.items).0.get_mut(&id) {
+            let uri = lock(&self.state.items).0.get_mut(&id).map(|item| {
                 item.shown_at = Some(Instant::now());
-            }
+                item.uri.clone()
+            });
             self.state.count(|c| c.shown += 1);
+            if let (Some(uri), true) = (uri, self.settings().telemetry) {
+                self.state.telemetry.shown(&uri, &id);
+            }
             tracing::info!(target: "moat::events", "shown {id}");
         }
     }
@@ -590,13 +660,25 @@ impl Backend {
     pub async fn did_partially_accept(&self, params: PartialAcceptParams) {
         if let Some(id) = params.item.completion_id() {
             self.state.count(|c| c.partially_accepted += 1);
+            self.decided(&id, EventKind::Partial, Some(params.accepted_length));
             tracing::info!(target: "moat::events", "partially accepted {id}: {} characters", params.accepted_length);
         }
+    }
+
+    fn decided(&self, id: &str, kind: EventKind, chars: Option<u32>) {
+        if !self.settings().telemetry {
+            return;
+        }
+        let uri = lock(&self.state.items).0.get(id).map(|i| i.uri.clone());
+        self.state
+            .telemetry
+            .decided(uri.as_deref(), id, kind, chars);
     }
 
     pub async fn did_dismiss(&self, params: ShownParams) {
         if let Some(id) = params.item.completion_id() {
             self.state.count(|c| c.dismissed += 1);
+            self.decided(&id, EventKind::Dismissed, None);
             tracing::info!(target: "moat::events", "dismissed {id}");
         }
     }
@@ -742,10 +824,21 @@ impl LanguageServer for Backend {
             })
             .filter(|p| p.is_dir())
             .map(|p| moat_index::git::discover(&p).map(|g| g.root).unwrap_or(p));
-        *lock(&self.state.root) = root;
         if let Some(opts) = &params.initialization_options {
             self.apply_settings(opts);
         }
+        if let Some(info) = &params.client_info {
+            let version = info.version.as_deref().unwrap_or("");
+            self.state.telemetry.set_client(&info.name, version);
+        }
+        let settings = self.settings();
+        let email = moat_index::git::user_email(root.as_deref().unwrap_or(Path::new(".")))
+            .unwrap_or_else(|| "unknown".into());
+        let salt = (settings.telemetry_user == "hash").then_some(settings.telemetry_salt.as_str());
+        self.state
+            .telemetry
+            .set_user(moat_telemetry::user_id(&email, salt));
+        *lock(&self.state.root) = root;
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
                 position_encoding: Some(if utf8 {
@@ -780,6 +873,7 @@ impl LanguageServer for Backend {
         for g in lock(&self.state.inflight).values() {
             g.cancel.cancel();
         }
+        self.state.telemetry.flush();
         Ok(())
     }
 
@@ -901,6 +995,7 @@ impl LanguageServer for Backend {
         };
         let item = lock(&self.state.items).0.get(id).cloned();
         self.state.count(|c| c.accepted += 1);
+        self.decided(id, EventKind::Accepted, None);
         if let Some(item) = &item {
             // The shown completion is in the document now; nothing left to type through.
             let shown = lock(&self.state.shown).remove(&item.uri);

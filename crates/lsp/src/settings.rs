@@ -31,6 +31,12 @@ pub struct Settings {
     /// Language ids completions are offered for (empty: all).
     pub languages: Vec<String>,
     pub telemetry: bool,
+    /// How users appear in telemetry: `email` (git's user.email) or `hash` (a salted hash
+    /// of it).
+    pub telemetry_user: String,
+    pub telemetry_salt: String,
+    /// Store the completions' text in telemetry (off: no code is stored).
+    pub telemetry_code: bool,
     /// Completions on or off (the editors' toggle).
     pub enabled: bool,
 }
@@ -48,6 +54,9 @@ impl Default for Settings {
             max_tokens: 64,
             languages: Vec::new(),
             telemetry: true,
+            telemetry_user: "email".into(),
+            telemetry_salt: "moat".into(),
+            telemetry_code: false,
             enabled: true,
         }
     }
@@ -113,6 +122,18 @@ impl Settings {
                 },
                 "telemetry" => match val.as_bool() {
                     Some(b) => self.telemetry = b,
+                    None => problems.push(bad("true or false")),
+                },
+                "telemetryUser" => match val.as_str() {
+                    Some(u @ ("email" | "hash")) => self.telemetry_user = u.to_string(),
+                    _ => problems.push(bad("email or hash")),
+                },
+                "telemetrySalt" => match val.as_str() {
+                    Some(s) => self.telemetry_salt = s.to_string(),
+                    None => problems.push(bad("a string")),
+                },
+                "telemetryCode" => match val.as_bool() {
+                    Some(b) => self.telemetry_code = b,
                     None => problems.push(bad("true or false")),
                 },
                 "enabled" => match val.as_bool() {

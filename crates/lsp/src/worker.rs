@@ -7,7 +7,9 @@
 //! cache between requests, so the document being edited stays warm.
 
 use moat_context::post::Post;
-use moat_context::{Assembler, Budget, ContextMode, ContextStyle, RecentEdit, Request};
+use moat_context::{
+    Assembler, Budget, ContextMemo, ContextMode, ContextStyle, RecentEdit, Request,
+};
 use moat_engine::{CancelFlag, Engine, EngineOptions, Flow, GenerateParams};
 use moat_index::{Index, Lang};
 use serde::Serialize;
@@ -161,6 +163,7 @@ impl Worker {
 }
 
 fn serve(engine: &mut Engine, rx: &mpsc::Receiver<Job>, index: &SharedIndex) {
+    let mut memo = ContextMemo::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -176,7 +179,7 @@ fn serve(engine: &mut Engine, rx: &mpsc::Receiver<Job>, index: &SharedIndex) {
             let result = if newer || job.cancel.is_cancelled() {
                 Err(WorkError::Cancelled)
             } else {
-                run(engine, job, index)
+                run(engine, job, index, &mut memo)
             };
             jobs[i].reply_with(result);
         }
@@ -191,7 +194,12 @@ impl Job {
     }
 }
 
-fn run(engine: &mut Engine, job: &Job, index: &SharedIndex) -> Result<Output, WorkError> {
+fn run(
+    engine: &mut Engine,
+    job: &Job,
+    index: &SharedIndex,
+    memo: &mut ContextMemo,
+) -> Result<Output, WorkError> {
     let input = &job.input;
     let assembled = {
         let guard = index.read().unwrap_or_else(|p| p.into_inner());
@@ -210,7 +218,7 @@ fn run(engine: &mut Engine, job: &Job, index: &SharedIndex) -> Result<Output, Wo
             recent: &input.recent,
         };
         assembler
-            .assemble(&req, guard.as_ref(), input.mode)
+            .assemble_memo(&req, guard.as_ref(), input.mode, memo)
             .map_err(|e| WorkError::Completion(e.to_string()))?
     };
     let prompt = &assembled.prompt;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub struct Client {
     pub inner: client::Client,
+    /// Where telemetry goes unless the test says (never the user's own database).
+    _telemetry: tempfile::TempDir,
 }
 
 impl Client {
@@ -19,15 +21,30 @@ impl Client {
 
     /// With global options before `lsp` (e.g. the log's).
     pub fn start_with(options: &[&str], extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn(options, &[], extra_env)
+    }
+
+    /// With options of `moat lsp` itself.
+    pub fn start_with_lsp_args(lsp_args: &[&str]) -> Self {
+        Self::spawn(&[], lsp_args, &[])
+    }
+
+    fn spawn(options: &[&str], lsp_args: &[&str], extra_env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_moat"));
+        let telemetry = tempfile::tempdir().unwrap();
         cmd.args(options)
             .args(["lsp", "--threads", "2"])
+            .args(lsp_args)
             .stderr(Stdio::null());
+        if !lsp_args.contains(&"--telemetry-db") {
+            cmd.arg("--telemetry-db").arg(telemetry.path().join("t.db"));
+        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
         Self {
             inner: client::Client::spawn(cmd).expect("spawn moat lsp"),
+            _telemetry: telemetry,
         }
     }
 

@@ -8,6 +8,7 @@ Run: python3 -m pytest crates/lsp/tests/pytest (MOAT_BIN overrides the binary's 
 import asyncio
 import os
 import pathlib
+import tempfile
 
 import pytest
 import pytest_lsp
@@ -17,6 +18,8 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 MOAT = os.environ.get("MOAT_BIN", str(ROOT / "target" / "debug" / "moat"))
 REPO = pathlib.Path(os.environ.get("MOAT_PYTEST_REPO", "/tmp/moat-pytest-repo"))
+# Telemetry of the test session goes to a throwaway database, not the user's.
+TELEMETRY = pathlib.Path(tempfile.mkdtemp()) / "telemetry.db"
 
 
 def field(obj, name):
@@ -25,7 +28,9 @@ def field(obj, name):
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=[MOAT, "lsp", "--threads", "2"]),
+    config=ClientServerConfig(
+        server_command=[MOAT, "lsp", "--threads", "2", "--telemetry-db", str(TELEMETRY)]
+    ),
 )
 async def client(lsp_client: LanguageClient):
     REPO.mkdir(parents=True, exist_ok=True)

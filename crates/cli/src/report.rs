@@ -1,0 +1,69 @@
+//! `moat report`: acceptance, retention and latency from the telemetry store(s).
+
+use anyhow::{Context, Result};
+use clap::Args;
+use moat_telemetry::{parse_time, Dimension, Format, Loaded, Report, Store};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Start: a span back from now (30d, 12h, 45m) or a UTC date (YYYY-MM-DD).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// End (exclusive), in the same forms; default: now.
+    #[arg(long)]
+    until: Option<String>,
+    /// One row per user, language, editor, model, repo or day.
+    #[arg(long)]
+    by: Option<String>,
+    /// table, json or csv.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Write the report here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Telemetry databases to merge (one per developer makes a team report); default: this
+    /// machine's.
+    #[arg(long = "db")]
+    dbs: Vec<PathBuf>,
+}
+
+/// Where the server records telemetry.
+pub fn default_db() -> PathBuf {
+    moat_models::Store::from_env().root().join("telemetry.db")
+}
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let now = now_ms();
+    let since = parse_time(&args.since, now)?;
+    let until = match &args.until {
+        Some(u) => parse_time(u, now)?,
+        None => now + 1,
+    };
+    let by = args.by.as_deref().map(Dimension::from_name).transpose()?;
+    let format = Format::from_name(&args.format)?;
+    let dbs = if args.dbs.is_empty() {
+        vec![default_db()]
+    } else {
+        args.dbs.clone()
+    };
+    let mut data = Loaded::default();
+    for db in &dbs {
+        let store = Store::open_read_only(db)?;
+        data.extend(store.load(since, until)?);
+    }
+    let text = Report::build(&data, since, until, by).render(format);
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

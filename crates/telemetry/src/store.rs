@@ -1,0 +1,378 @@
+//! The event store: one SQLite file (WAL), schema versioned by `PRAGMA user_version`, and a
+//! recorder thread that writes in batches so that the server never waits for the disk.
+
+use crate::error::{Result, TelemetryError};
+use crate::record::{Completion, Event, EventKind, Retention};
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Each entry brings the schema from the previous version to the next; never edited once
+/// released, only appended to.
+const MIGRATIONS: [&str; 1] = ["
+    CREATE TABLE completions (
+        id TEXT PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        editor TEXT NOT NULL,
+        editor_version TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        language TEXT NOT NULL,
+        model TEXT NOT NULL,
+        adapter TEXT NOT NULL,
+        context TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        latency_ms REAL NOT NULL,
+        chars INTEGER NOT NULL,
+        lines INTEGER NOT NULL,
+        text TEXT
+    );
+    CREATE INDEX completions_time ON completions (time_ms);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        completion TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        chars INTEGER,
+        visible_ms INTEGER
+    );
+    CREATE INDEX events_completion ON events (completion);
+    CREATE TABLE retention (
+        completion TEXT NOT NULL,
+        after_s INTEGER NOT NULL,
+        kept REAL NOT NULL,
+        PRIMARY KEY (completion, after_s)
+    );
+"];
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Everything recorded in a time range.
+#[derive(Debug, Default, Clone)]
+pub struct Loaded {
+    pub completions: Vec<Completion>,
+    pub events: Vec<Event>,
+    pub retention: Vec<Retention>,
+}
+
+impl Loaded {
+    /// Adds another database's records (one per developer makes a team report).
+    pub fn extend(&mut self, other: Loaded) {
+        self.completions.extend(other.completions);
+        self.events.extend(other.events);
+        self.retention.extend(other.retention);
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, bringing its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path).map_err(|e| db(path, e))?;
+        let mut store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading (reports); it is never changed.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(TelemetryError::Invalid(format!(
+                "{} does not exist (is telemetry on, and is this the data directory?)",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| db(path, e))?;
+        let store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let version = store.version()?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(store.newer(version));
+        }
+        Ok(store)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> TelemetryError {
+        db(&self.path, e)
+    }
+
+    fn newer(&self, found: i64) -> TelemetryError {
+        TelemetryError::Newer {
+            path: self.path.display().to_string(),
+            found,
+            known: MIGRATIONS.len() as i64,
+        }
+    }
+
+    fn configure(&self) -> Result<()> {
+        // WAL: readers (reports) never block the writer; NORMAL: a crash loses at most the
+        // last transactions, never the database.
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version = self.version()?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(self.newer(version));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(|e| db(&self.path, e))?;
+            tx.execute_batch(sql).map_err(|e| db(&self.path, e))?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(|e| db(&self.path, e))?;
+            tx.commit().map_err(|e| db(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes records in one transaction.
+    pub fn write(&mut self, records: &[Record]) -> Result<()> {
+        let path = self.path.clone();
+        let e = |e| db(&path, e);
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut completion = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO completions VALUES
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .map_err(e)?;
+            let mut event = tx
+                .prepare_cached(
+                    "INSERT INTO events (completion, time_ms, kind, chars, visible_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            let mut retention = tx
+                .prepare_cached("INSERT OR REPLACE INTO retention VALUES (?1, ?2, ?3)")
+                .map_err(e)?;
+            for r in records {
+                match r {
+                    Record::Completion(c) => completion.execute(params![
+                        c.id,
+                        c.time_ms,
+                        c.user,
+                        c.editor,
+                        c.editor_version,
+                        c.repo,
+                        c.language,
+                        c.model,
+                        c.adapter,
+                        c.context,
+                        c.prompt_tokens,
+                        c.latency_ms,
+                        c.chars,
+                        c.lines,
+                        c.text
+                    ]),
+                    Record::Event(ev) => event.execute(params![
+                        ev.completion,
+                        ev.time_ms,
+                        ev.kind.name(),
+                        ev.chars,
+                        ev.visible_ms
+                    ]),
+                    Record::Retention(k) => {
+                        retention.execute(params![k.completion, k.after_s, k.kept])
+                    }
+                }
+                .map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Completions made in `[since, until)` (unix ms) with their events and retention.
+    pub fn load(&self, since_ms: i64, until_ms: i64) -> Result<Loaded> {
+        let e = |e| self.err(e);
+        let mut out = Loaded::default();
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT id, time_ms, user, editor, editor_version, repo, language, model, adapter,
+                        context, prompt_tokens, latency_ms, chars, lines, text
+                 FROM completions WHERE time_ms >= ?1 AND time_ms < ?2",
+            )
+            .map_err(e)?;
+        let rows = q
+            .query_map(params![since_ms, until_ms], |r| {
+                Ok(Completion {
+                    id: r.get(0)?,
+                    time_ms: r.get(1)?,
+                    user: r.get(2)?,
+                    editor: r.get(3)?,
+                    editor_version: r.get(4)?,
+                    repo: r.get(5)?,
+                    language: r.get(6)?,
+                    model: r.get(7)?,
+                    adapter: r.get(8)?,
+                    context: r.get(9)?,
+                    prompt_tokens: r.get(10)?,
+                    latency_ms: r.get(11)?,
+                    chars: r.get(12)?,
+                    lines: r.get(13)?,
+                    text: r.get(14)?,
+                })
+            })
+            .map_err(e)?;
+        for row in rows {
+            out.completions.push(row.map_err(e)?);
+        }
+        // Events of those completions: they follow their completion in time (by minutes, at
+        // most; retention checks by up to ten).
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT e.completion, e.time_ms, e.kind, e.chars, e.visible_ms
+                 FROM events e JOIN completions c ON c.id = e.completion
+                 WHERE c.time_ms >= ?1 AND c.time_ms < ?2 ORDER BY e.seq",
+            )
+            .map_err(e)?;
+        let rows = q
+            .query_map(params![since_ms, until_ms], |r| {
+                let kind: String = r.get(2)?;
+                Ok((
+                    Event {
+                        completion: r.get(0)?,
+                        time_ms: r.get(1)?,
+                        kind: EventKind::Shown,
+                        chars: r.get(3)?,
+                        visible_ms: r.get(4)?,
+                    },
+                    kind,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (mut ev, kind) = row.map_err(e)?;
+            // An event kind this version does not know (a newer writer) is skipped.
+            if let Some(k) = EventKind::from_name(&kind) {
+                ev.kind = k;
+                out.events.push(ev);
+            }
+        }
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT r.completion, r.after_s, r.kept
+                 FROM retention r JOIN completions c ON c.id = r.completion
+                 WHERE c.time_ms >= ?1 AND c.time_ms < ?2",
+            )
+            .map_err(e)?;
+        let rows = q
+            .query_map(params![since_ms, until_ms], |r| {
+                Ok(Retention {
+                    completion: r.get(0)?,
+                    after_s: r.get(1)?,
+                    kept: r.get(2)?,
+                })
+            })
+            .map_err(e)?;
+        for row in rows {
+            out.retention.push(row.map_err(e)?);
+        }
+        Ok(out)
+    }
+}
+
+fn db(path: &Path, source: rusqlite::Error) -> TelemetryError {
+    TelemetryError::Db {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// One thing to store.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Completion(Box<Completion>),
+    Event(Event),
+    Retention(Retention),
+}
+
+/// Writes records on its own thread, in one transaction per batch (every `FLUSH` at most):
+/// the server never waits for the disk, and a crash loses at most the last batch. A write
+/// that fails (a full disk) is logged and the batch dropped; the server goes on.
+pub struct Recorder {
+    tx: Option<mpsc::Sender<Record>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const FLUSH: Duration = Duration::from_millis(250);
+const BATCH: usize = 5000;
+
+impl Recorder {
+    pub fn start(mut store: Store) -> Self {
+        let (tx, rx) = mpsc::channel::<Record>();
+        let thread = std::thread::Builder::new()
+            .name("moat-telemetry".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    let deadline = Instant::now() + FLUSH;
+                    while batch.len() < BATCH {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = store.write(&batch) {
+                        tracing::warn!("telemetry: {} records not written: {e}", batch.len());
+                    }
+                }
+            })
+            .expect("spawn the telemetry thread");
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn record(&self, r: Record) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Writes what is queued and stops the thread.
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
