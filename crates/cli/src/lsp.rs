@@ -16,6 +16,10 @@ pub struct LspArgs {
     /// `telemetry` setting turns recording off.
     #[arg(long)]
     telemetry_db: Option<std::path::PathBuf>,
+    /// When to check that accepted completions are still in the document, in seconds after
+    /// the accept (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = moat_telemetry::retention::CHECKPOINTS)]
+    retention_after: Vec<u32>,
 }
 
 pub fn run(args: LspArgs, threads: usize) -> Result<()> {
@@ -29,6 +33,7 @@ pub fn run(args: LspArgs, threads: usize) -> Result<()> {
         index_cache: Some(moat_models::Store::from_env().root().join("index")),
         threads,
         telemetry_db: Some(args.telemetry_db.unwrap_or_else(crate::report::default_db)),
+        retention_after: args.retention_after,
     };
     // The model has its own thread; two runtime threads keep the protocol responsive.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,5 +1,5 @@
 //! Telemetry end to end: a scripted editor session against `moat lsp` with the real default
-//! model (shown, accepted, partially accepted, dismissed, shown too briefly), then `moat
+//! model (shown, accepted then deleted, partially accepted, dismissed, shown too briefly), then `moat
 //! report --format json` on the database it wrote must give exactly the expected figures.
 
 mod lsp_client;
@@ -32,7 +32,12 @@ fn a_scripted_session_gives_the_expected_report() {
     let repo = dir.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
     let db = dir.path().join("telemetry.db");
-    let mut c = Client::start_with_lsp_args(&["--telemetry-db", db.to_str().unwrap()]);
+    let mut c = Client::start_with_lsp_args(&[
+        "--telemetry-db",
+        db.to_str().unwrap(),
+        "--retention-after",
+        "1,2",
+    ]);
     c.initialize(&repo, json!({"debounceMs": 0}));
     c.wait_ready();
     let show = |c: &mut Client, item: &Value| {
@@ -48,6 +53,23 @@ fn a_scripted_session_gives_the_expected_report() {
         json!({"command": "moat.accept", "arguments": add["command"]["arguments"]}),
     );
     assert!(r.get("error").is_none(), "{r}");
+    // The editor inserted it; 1.4 s later the user deletes it again: still there at the
+    // 1 s check, gone at the 2 s one.
+    let add_uri = format!("file://{}/add.py", repo.display());
+    let inserted = add["insertText"].as_str().unwrap();
+    let end = 11 + inserted.encode_utf16().count() as u32;
+    assert!(!inserted.contains('\n'), "{inserted:?}");
+    let edit = |c: &mut Client, version: i32, range: Value, text: &str| {
+        c.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": add_uri, "version": version},
+                   "contentChanges": [{"range": range, "text": text}]}),
+        );
+    };
+    let at = |a: u32, b: u32| json!({"start": {"line": 1, "character": a}, "end": {"line": 1, "character": b}});
+    edit(&mut c, 2, at(11, 11), inserted);
+    std::thread::sleep(Duration::from_millis(1400));
+    edit(&mut c, 3, at(11, end), "");
 
     let mul = complete(&mut c, &repo, "mul", "*");
     show(&mut c, &mul);
@@ -103,6 +125,7 @@ fn a_scripted_session_gives_the_expected_report() {
     );
     assert!(t["latency_p50_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(report["groups"][0]["key"], json!("moat-client"), "{report}");
+    assert_eq!(t["retention"], json!({"1": 1.0, "2": 0.0}), "{report}");
     // No code is stored by default.
     let conn_text = std::fs::read(&db).unwrap();
     let body = chars(&add) as usize;

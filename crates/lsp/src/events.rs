@@ -2,7 +2,7 @@
 //! screen, and the records handed to `moat-telemetry`'s recorder (which writes them on its
 //! own thread). A database that cannot be opened is reported once; completions go on.
 
-use moat_telemetry::{Completion, Event, EventKind, Record, Recorder, Store};
+use moat_telemetry::{Completion, Event, EventKind, Record, Recorder, Retention, Store};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,6 +136,15 @@ impl Telemetry {
             }
         }
         self.event(id, kind, chars);
+    }
+
+    /// How much of an accepted completion was still there `after_s` seconds later.
+    pub fn retention(&self, id: &str, after_s: u32, kept: f64) {
+        self.record(Record::Retention(Retention {
+            completion: id.to_string(),
+            after_s,
+            kept,
+        }));
     }
 
     /// Writes what is queued (at shutdown).

@@ -31,6 +31,8 @@ pub struct ServerOptions {
     pub threads: usize,
     /// The telemetry database (`None`: telemetry is not recorded).
     pub telemetry_db: Option<PathBuf>,
+    /// When to check that accepted completions are still there, seconds after the accept.
+    pub retention_after: Vec<u32>,
 }
 
 /// Documents larger than this are served but not indexed (like the walker's limit).
@@ -577,6 +579,34 @@ impl Backend {
         Some(g)
     }
 
+    /// Checks at each retention checkpoint how much of an accepted text is still in its
+    /// document (the open text, else the file on disk).
+    fn track_retention(&self, key: &str, id: &str, offset: usize, text: &str) {
+        if !self.settings().telemetry {
+            return;
+        }
+        for &after in &self.opts.retention_after {
+            let (this, key, id, text) = (
+                self.clone(),
+                key.to_string(),
+                id.to_string(),
+                text.to_string(),
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(after.into())).await;
+                let open = lock(&this.state.docs).get(&key).map(|d| d.text.clone());
+                let doc = open.or_else(|| {
+                    let path = key.parse::<Uri>().ok()?.to_file_path()?.into_owned();
+                    std::fs::read_to_string(path).ok()
+                });
+                if let Some(doc) = doc {
+                    let kept = moat_telemetry::retention::kept(&text, &doc, offset);
+                    this.state.telemetry.retention(&id, after, kept);
+                }
+            });
+        }
+    }
+
     /// After an accept, the next completion is computed before the editor asks for it: at
     /// the end of the accepted text, once the document holds it (the editor's edit and the
     /// accept command come in either order).
@@ -1000,6 +1030,7 @@ impl LanguageServer for Backend {
             // The shown completion is in the document now; nothing left to type through.
             let shown = lock(&self.state.shown).remove(&item.uri);
             if let Some(s) = shown.filter(|s| s.id == id) {
+                self.track_retention(&item.uri, id, s.before.len(), &s.text);
                 self.speculate(&item.uri, s);
             }
             let visible = item.shown_at.map(|t| t.elapsed().as_millis());

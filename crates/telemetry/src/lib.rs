@@ -9,6 +9,7 @@ mod error;
 pub mod metrics;
 pub mod record;
 pub mod report;
+pub mod retention;
 mod store;
 
 pub use error::{Result, TelemetryError};

@@ -17,9 +17,6 @@ use std::collections::{BTreeMap, HashMap};
 
 pub const MIN_VISIBLE_MS: i64 = 750;
 
-/// The checkpoints retention is measured at, seconds after the accept.
-pub const CHECKPOINTS: [u32; 4] = [30, 120, 300, 600];
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
     /// Completions the model produced (shown or not).

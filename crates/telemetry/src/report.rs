@@ -1,8 +1,9 @@
 //! Reports: the summary of a time range, overall and per group, as a table, JSON or CSV.
 
 use crate::error::{Result, TelemetryError};
-use crate::metrics::{summarize, Summary, CHECKPOINTS};
+use crate::metrics::{summarize, Summary};
 use crate::record::Completion;
+use crate::retention::CHECKPOINTS;
 use crate::store::Loaded;
 use serde::Serialize;
 use std::collections::BTreeMap;
