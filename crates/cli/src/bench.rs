@@ -54,6 +54,14 @@ pub enum BenchCommand {
         #[arg(long)]
         server_log: Option<std::path::PathBuf>,
     },
+    /// How long `moat report` takes on a synthetic telemetry database.
+    Report {
+        /// Events in the database (shown, accepted, partially accepted, dismissed).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Real code to build prompts from: moat's own sources (any real code would do).
@@ -91,6 +99,7 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
         BenchCommand::Index { dir, json, updates } => {
             return crate::bench_index::run(&dir, json, updates)
         }
+        BenchCommand::Report { events, json } => return crate::bench_report::run(events, json),
         BenchCommand::Lsp {
             file,
             sites,

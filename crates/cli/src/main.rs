@@ -3,6 +3,7 @@
 mod bench;
 mod bench_index;
 mod bench_lsp;
+mod bench_report;
 mod complete;
 mod eval;
 mod index;

@@ -90,6 +90,28 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
+/// Events and retention checks by completion id, built once for many summaries.
+pub struct ByCompletion<'a> {
+    events: HashMap<&'a str, Vec<&'a Event>>,
+    kept: HashMap<&'a str, Vec<&'a Retention>>,
+}
+
+impl<'a> ByCompletion<'a> {
+    pub fn new(events: &'a [Event], retention: &'a [Retention]) -> Self {
+        let mut by = Self {
+            events: HashMap::new(),
+            kept: HashMap::new(),
+        };
+        for e in events {
+            by.events.entry(e.completion.as_str()).or_default().push(e);
+        }
+        for r in retention {
+            by.kept.entry(r.completion.as_str()).or_default().push(r);
+        }
+        by
+    }
+}
+
 /// The figures for a set of completions. `events` and `retention` may hold records of other
 /// completions; they are ignored.
 pub fn summarize(
@@ -97,27 +119,43 @@ pub fn summarize(
     events: &[Event],
     retention: &[Retention],
 ) -> Summary {
-    let mut by_completion: HashMap<&str, Vec<&Event>> = HashMap::new();
-    for e in events {
-        by_completion
-            .entry(e.completion.as_str())
-            .or_default()
-            .push(e);
+    summarize_by(completions, &ByCompletion::new(events, retention))
+}
+
+pub fn summarize_by(completions: &[&Completion], by: &ByCompletion) -> Summary {
+    let judged: Vec<Judged> = completions.iter().map(|c| by.judge(c)).collect();
+    aggregate(&judged.iter().collect::<Vec<_>>())
+}
+
+/// A completion with what happened to it, worked out once for all the summaries it is in.
+pub struct Judged<'a> {
+    pub completion: &'a Completion,
+    pub outcome: Outcome,
+    pub kept: &'a [&'a Retention],
+}
+
+impl ByCompletion<'_> {
+    pub fn judge<'b>(&'b self, c: &'b Completion) -> Judged<'b> {
+        let evs = self.events.get(c.id.as_str()).map_or(&[][..], |v| v);
+        Judged {
+            completion: c,
+            outcome: outcome(c, evs),
+            kept: self.kept.get(c.id.as_str()).map_or(&[][..], |v| v),
+        }
     }
-    let mut kept: HashMap<&str, Vec<&Retention>> = HashMap::new();
-    for r in retention {
-        kept.entry(r.completion.as_str()).or_default().push(r);
-    }
+}
+
+/// The figures for a set of judged completions.
+pub fn aggregate(items: &[&Judged]) -> Summary {
     let mut s = Summary {
-        completions: completions.len() as u64,
+        completions: items.len() as u64,
         ..Default::default()
     };
-    let mut latencies = Vec::with_capacity(completions.len());
+    let mut latencies = Vec::with_capacity(items.len());
     let mut kept_sum: BTreeMap<u32, (f64, u64)> = BTreeMap::new();
-    for c in completions {
+    for j in items {
+        let (c, o) = (j.completion, &j.outcome);
         latencies.push(c.latency_ms);
-        let evs = by_completion.get(c.id.as_str()).map_or(&[][..], |v| v);
-        let o = outcome(c, evs);
         if !o.shown {
             continue;
         }
@@ -128,7 +166,7 @@ pub fn summarize(
         s.accepted_lines += o.fraction * c.lines as f64;
         if o.fraction >= 1.0 {
             s.fully_accepted += 1;
-            for r in kept.get(c.id.as_str()).map_or(&[][..], |v| v) {
+            for r in j.kept {
                 let e = kept_sum.entry(r.after_s).or_default();
                 e.0 += r.kept.clamp(0.0, 1.0);
                 e.1 += 1;

@@ -1,12 +1,13 @@
 //! Reports: the summary of a time range, overall and per group, as a table, JSON or CSV.
 
 use crate::error::{Result, TelemetryError};
-use crate::metrics::{summarize, Summary};
+use crate::metrics::{aggregate, ByCompletion, Judged, Summary};
 use crate::record::Completion;
 use crate::retention::CHECKPOINTS;
 use crate::store::Loaded;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,14 +37,14 @@ impl Dimension {
         })
     }
 
-    fn key(self, c: &Completion) -> String {
+    fn key(self, c: &Completion) -> Cow<'_, str> {
         match self {
-            Self::User => c.user.clone(),
-            Self::Language => c.language.clone(),
-            Self::Editor => c.editor.clone(),
-            Self::Model => c.model.clone(),
-            Self::Repo => c.repo.clone(),
-            Self::Day => day(c.time_ms),
+            Self::User => Cow::Borrowed(&c.user),
+            Self::Language => Cow::Borrowed(&c.language),
+            Self::Editor => Cow::Borrowed(&c.editor),
+            Self::Model => Cow::Borrowed(&c.model),
+            Self::Repo => Cow::Borrowed(&c.repo),
+            Self::Day => Cow::Owned(day(c.time_ms)),
         }
     }
 }
@@ -125,21 +126,24 @@ pub struct Report {
 
 impl Report {
     pub fn build(data: &Loaded, since_ms: i64, until_ms: i64, by: Option<Dimension>) -> Self {
-        let all: Vec<&Completion> = data.completions.iter().collect();
-        let total = summarize(&all, &data.events, &data.retention);
-        let mut groups: BTreeMap<String, Vec<&Completion>> = BTreeMap::new();
+        let index = ByCompletion::new(&data.events, &data.retention);
+        let judged: Vec<Judged> = data.completions.iter().map(|c| index.judge(c)).collect();
+        let all: Vec<&Judged> = judged.iter().collect();
+        let total = aggregate(&all);
+        let mut groups: HashMap<Cow<str>, Vec<&Judged>> = HashMap::new();
         if let Some(by) = by {
-            for c in &all {
-                groups.entry(by.key(c)).or_default().push(c);
+            for j in &all {
+                groups.entry(by.key(j.completion)).or_default().push(j);
             }
         }
-        let groups = groups
+        let mut groups: Vec<Group> = groups
             .into_iter()
-            .map(|(key, cs)| Group {
-                key,
-                summary: summarize(&cs, &data.events, &data.retention),
+            .map(|(key, js)| Group {
+                key: key.into_owned(),
+                summary: aggregate(&js),
             })
             .collect();
+        groups.sort_by(|a, b| a.key.cmp(&b.key));
         Self {
             since: day(since_ms),
             until: day(until_ms),
