@@ -34,26 +34,7 @@ pub enum BenchCommand {
     },
     /// Completion latency through the protocol on a real file: cold, and while typing
     /// lines back at a steady rate; model calls the typing-through cache saved.
-    Lsp {
-        /// A file in the repository to complete in.
-        file: std::path::PathBuf,
-        /// Lines to type.
-        #[arg(long, default_value_t = 12)]
-        sites: usize,
-        /// Typing speed, characters per second.
-        #[arg(long, default_value_t = 8.0)]
-        cps: f64,
-        #[arg(long)]
-        model: Option<String>,
-        /// none, file or repo.
-        #[arg(long, default_value = "repo")]
-        context: String,
-        #[arg(long)]
-        json: bool,
-        /// Write the server's log here (`MOAT_LOG` sets its level).
-        #[arg(long)]
-        server_log: Option<std::path::PathBuf>,
-    },
+    Lsp(crate::bench_lsp::Args),
     /// How long `moat report` takes on a synthetic telemetry database.
     Report {
         /// Events in the database (shown, accepted, partially accepted, dismissed).
@@ -100,26 +81,7 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
             return crate::bench_index::run(&dir, json, updates)
         }
         BenchCommand::Report { events, json } => return crate::bench_report::run(events, json),
-        BenchCommand::Lsp {
-            file,
-            sites,
-            cps,
-            model,
-            context,
-            json,
-            server_log,
-        } => {
-            return crate::bench_lsp::run(crate::bench_lsp::Args {
-                file,
-                sites,
-                cps,
-                model,
-                context,
-                json,
-                threads,
-                server_log,
-            })
-        }
+        BenchCommand::Lsp(args) => return crate::bench_lsp::run(args, threads),
     };
     let own_kernels = match kernels.as_str() {
         "moat" => true,

@@ -16,16 +16,26 @@ use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[derive(clap::Args)]
 pub struct Args {
-    pub file: std::path::PathBuf,
-    pub sites: usize,
-    pub cps: f64,
-    pub model: Option<String>,
-    pub context: String,
-    pub json: bool,
-    pub threads: usize,
-    /// Where the server's log goes (its stderr); `MOAT_LOG` sets the level.
-    pub server_log: Option<std::path::PathBuf>,
+    /// A file in the repository to complete in.
+    file: std::path::PathBuf,
+    /// Lines to type.
+    #[arg(long, default_value_t = 12)]
+    sites: usize,
+    /// Typing speed, characters per second.
+    #[arg(long, default_value_t = 8.0)]
+    cps: f64,
+    #[arg(long)]
+    model: Option<String>,
+    /// none, file or repo.
+    #[arg(long, default_value = "repo")]
+    context: String,
+    #[arg(long)]
+    json: bool,
+    /// Write the server's log here (`MOAT_LOG` sets its level).
+    #[arg(long)]
+    server_log: Option<std::path::PathBuf>,
 }
 
 const ANSWER: Duration = Duration::from_secs(60);
@@ -90,7 +100,7 @@ struct Figures {
     matched_model_calls: u64,
 }
 
-pub fn run(a: Args) -> Result<()> {
+pub fn run(a: Args, threads: usize) -> Result<()> {
     let file = a
         .file
         .canonicalize()
@@ -112,7 +122,7 @@ pub fn run(a: Args) -> Result<()> {
     }
 
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["lsp", "--threads", &a.threads.to_string()]);
+    cmd.args(["lsp", "--threads", &threads.to_string()]);
     match &a.server_log {
         Some(p) => {
             cmd.stderr(std::fs::File::create(p).with_context(|| format!("{}", p.display()))?)
@@ -240,11 +250,12 @@ pub fn run(a: Args) -> Result<()> {
     let after = c.status()?;
     let delta = |k: &str| counter(&after, k) - counter(&before, k);
     let _ = c.shutdown(Duration::from_secs(10));
-    report(&a, &file, &f, ready_s, &delta, &after)
+    report(&a, threads, &file, &f, ready_s, &delta, &after)
 }
 
 fn report(
     a: &Args,
+    threads: usize,
     file: &std::path::Path,
     f: &Figures,
     ready_s: f64,
@@ -255,7 +266,7 @@ fn report(
     let out = json!({
         "file": file.display().to_string(),
         "model": status["model"]["model"],
-        "threads": a.threads,
+        "threads": threads,
         "context": a.context,
         "chars_per_second": a.cps,
         "ready_s": (ready_s * 10.0).round() / 10.0,
@@ -290,7 +301,7 @@ fn report(
     println!(
         "model      {} ({} threads, context {}), ready after {:.1} s",
         status["model"]["model"].as_str().unwrap_or("?"),
-        a.threads,
+        threads,
         a.context,
         ready_s
     );

@@ -39,6 +39,8 @@ pub struct ServerOptions {
 const INDEX_MAX_BYTES: usize = 1 << 20;
 /// Items remembered for accept and telemetry events.
 const ITEMS: usize = 1000;
+/// Completions remembered per document for typing through.
+const SHOWN_PER_DOCUMENT: usize = 4;
 /// Latencies kept for the status.
 const LATENCIES: usize = 200;
 /// Recent edit regions kept for context, and the most one edit may bring.
@@ -83,7 +85,9 @@ struct State {
     worker: OnceLock<Worker>,
     seq: Mutex<HashMap<String, u64>>,
     inflight: Mutex<HashMap<String, Arc<Inflight>>>,
-    shown: Mutex<HashMap<String, Shown>>,
+    /// The last completions of each document, newest first: the editor may show an older one
+    /// than the newest (the answer to a request it cancelled never reached it).
+    shown: Mutex<HashMap<String, VecDeque<Shown>>>,
     items: Mutex<(HashMap<String, Item>, VecDeque<String>)>,
     recent: Mutex<VecDeque<RecentEdit>>,
     next_id: AtomicU64,
@@ -148,12 +152,14 @@ impl State {
     /// of it typed at the cursor: (completion id, rest).
     fn typed_through(&self, key: &str, text: &str, cursor: usize) -> Option<Cached> {
         let shown = lock(&self.shown);
-        let s = shown.get(key)?;
-        let hit = match s.rest(text, cursor) {
-            Some(rest) => Cached::Rest(s.id.clone(), rest.to_string()),
-            None if s.nothing_at(text, cursor) => Cached::Nothing,
-            None => return None,
-        };
+        let (s, hit) = shown.get(key)?.iter().find_map(|s| {
+            let hit = match s.rest(text, cursor) {
+                Some(rest) => Cached::Rest(s.id.clone(), rest.to_string()),
+                None if s.nothing_at(text, cursor) => Cached::Nothing,
+                None => return None,
+            };
+            Some((s, hit))
+        })?;
         if s.speculative && text.len() == s.before.len() + s.after.len() {
             self.count(|c| c.speculative_hits += 1);
         }
@@ -209,16 +215,16 @@ impl State {
                     }
                     id
                 };
-                lock(&self.shown).insert(
-                    key,
-                    Shown {
-                        id,
-                        before,
-                        after,
-                        text: out.text,
-                        speculative,
-                    },
-                );
+                let mut shown = lock(&self.shown);
+                let list = shown.entry(key).or_default();
+                list.push_front(Shown {
+                    id,
+                    before,
+                    after,
+                    text: out.text,
+                    speculative,
+                });
+                list.truncate(SHOWN_PER_DOCUMENT);
             }
             Err(WorkError::Cancelled) => self.count(|c| c.superseded += 1),
             Err(WorkError::Loading) => {}
@@ -1028,8 +1034,10 @@ impl LanguageServer for Backend {
         self.decided(id, EventKind::Accepted, None);
         if let Some(item) = &item {
             // The shown completion is in the document now; nothing left to type through.
-            let shown = lock(&self.state.shown).remove(&item.uri);
-            if let Some(s) = shown.filter(|s| s.id == id) {
+            let shown = lock(&self.state.shown)
+                .remove(&item.uri)
+                .unwrap_or_default();
+            if let Some(s) = shown.into_iter().find(|s| s.id == id) {
                 self.track_retention(&item.uri, id, s.before.len(), &s.text);
                 self.speculate(&item.uri, s);
             }
