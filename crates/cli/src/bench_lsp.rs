@@ -41,13 +41,7 @@ pub struct Args {
 const ANSWER: Duration = Duration::from_secs(60);
 
 fn percentile(v: &[f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = ((p * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    Some(s[rank - 1])
+    (!v.is_empty()).then(|| moat_eval::metrics::percentile(v, p))
 }
 
 fn utf16_len(s: &str) -> u32 {

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use moat_telemetry::{parse_time, Dimension, Format, Loaded, Report, Store};
+use moat_telemetry::{now_ms, parse_time, Dimension, Format, Loaded, Report, Store};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -60,10 +60,4 @@ pub fn run(args: ReportArgs) -> Result<()> {
         None => print!("{text}"),
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -2,7 +2,7 @@
 //! screen, and the records handed to `moat-telemetry`'s recorder (which writes them on its
 //! own thread). A database that cannot be opened is reported once; completions go on.
 
-use moat_telemetry::{Completion, Event, EventKind, Record, Recorder, Retention, Store};
+use moat_telemetry::{now_ms, Completion, Event, EventKind, Record, Recorder, Retention, Store};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,12 +37,6 @@ pub struct Facts {
     pub text: String,
     /// Store the text itself (the admin's opt-in).
     pub keep_code: bool,
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

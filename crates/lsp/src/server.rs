@@ -2,7 +2,7 @@
 //! the telemetry notifications and `moat/status`.
 
 use crate::documents::{self, Document, Documents, Encoding};
-use crate::events::{self, Facts, Telemetry};
+use crate::events::{Facts, Telemetry};
 use crate::inflight::Inflight;
 use crate::protocol::*;
 use crate::settings::Settings;
@@ -134,7 +134,7 @@ impl State {
     }
 
     fn new_id(&self) -> String {
-        let started = *self.started_ms.get_or_init(events::now_ms);
+        let started = *self.started_ms.get_or_init(moat_telemetry::now_ms);
         format!(
             "moat-{started:x}-{}",
             self.next_id.fetch_add(1, Ordering::Relaxed) + 1

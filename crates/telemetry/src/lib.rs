@@ -14,7 +14,7 @@ mod store;
 
 pub use error::{Result, TelemetryError};
 pub use metrics::{summarize, Summary, MIN_VISIBLE_MS};
-pub use record::{Completion, Event, EventKind, Retention};
+pub use record::{now_ms, Completion, Event, EventKind, Retention};
 pub use report::{day, parse_time, Dimension, Format, Report};
 pub use store::{Loaded, Record, Recorder, Store};
 

@@ -3,6 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Now, as the records' times are: unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A completion the server produced (shown or not: the editor decides).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Completion {
