@@ -106,7 +106,7 @@ pub fn run(events: usize, json: bool) -> Result<()> {
         let store = Store::open_read_only(&path)?;
         let data = store.load(start, start + 31 * DAY)?;
         loads.push(t.elapsed().as_secs_f64());
-        let report = Report::build(&data, start, start + 31 * DAY, Some(Dimension::User));
+        let report = Report::build(&data, start, start + 31 * DAY, Some(Dimension::User), None);
         rendered = report.render(Format::Table).len();
         runs.push(t.elapsed().as_secs_f64());
     }

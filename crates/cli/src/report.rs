@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use moat_telemetry::{now_ms, parse_time, Dimension, Format, Loaded, Report, Store};
-use std::path::PathBuf;
+use moat_telemetry::{committed, now_ms, parse_time, Dimension, Format, Loaded, Store};
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -16,7 +16,7 @@ pub struct ReportArgs {
     /// One row per user, language, editor, model, repo or day.
     #[arg(long)]
     by: Option<String>,
-    /// table, json or csv.
+    /// table, json, csv or html (one self-contained page with charts).
     #[arg(long, default_value = "table")]
     format: String,
     /// Write the report here instead of stdout.
@@ -26,6 +26,14 @@ pub struct ReportArgs {
     /// machine's.
     #[arg(long = "db")]
     dbs: Vec<PathBuf>,
+    /// Git repositories whose commits give the share of committed lines written by moat
+    /// (repeat for several); without it the share is not computed.
+    #[arg(long = "git")]
+    repos: Vec<PathBuf>,
+    /// The salt the servers were given (`telemetrySalt`) when users are recorded as hashes:
+    /// commit authors and lines are hashed the same way to be matched.
+    #[arg(long)]
+    salt: Option<String>,
 }
 
 /// Where the server records telemetry.
@@ -52,7 +60,33 @@ pub fn run(args: ReportArgs) -> Result<()> {
         let store = Store::open_read_only(db)?;
         data.extend(store.load(since, until)?);
     }
-    let text = Report::build(&data, since, until, by).render(format);
+    let committed =
+        if args.repos.is_empty() {
+            None
+        } else {
+            let mut commits = Vec::new();
+            for dir in &args.repos {
+                let (_, found) = moat_telemetry::git::commits(
+                    dir,
+                    since,
+                    until,
+                    args.salt.as_deref(),
+                    &|p: &str| {
+                        moat_index::Lang::from_path(Path::new(p)).map(|l| l.name().to_string())
+                    },
+                )?;
+                commits.extend(found);
+            }
+            let lines = committed::attribute(&commits, &data.completions, &data.inserted);
+            if !commits.is_empty() && lines.is_empty() {
+                eprintln!(
+                "moat report: no commit author in the range is a moat user of these databases{}",
+                if args.salt.is_none() { " (if users are hashed, pass --salt)" } else { "" }
+            );
+            }
+            Some(lines)
+        };
+    let text = moat_telemetry::render(&data, since, until, by, committed.as_ref(), format);
     match &args.out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?

@@ -236,6 +236,12 @@ impl Client {
         Ok(false)
     }
 
+    /// Kills the server at once (SIGKILL on Unix: no shutdown code runs) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server process's exit status, if it has ended.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()

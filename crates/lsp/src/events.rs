@@ -2,7 +2,9 @@
 //! screen, and the records handed to `moat-telemetry`'s recorder (which writes them on its
 //! own thread). A database that cannot be opened is reported once; completions go on.
 
-use moat_telemetry::{now_ms, Completion, Event, EventKind, Record, Recorder, Retention, Store};
+use moat_telemetry::{
+    now_ms, Completion, Event, EventKind, Inserted, Record, Recorder, Retention, Store,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +31,7 @@ struct Who {
 pub struct Facts {
     pub id: String,
     pub repo: String,
+    pub path: String,
     pub language: String,
     pub model: String,
     pub context: String,
@@ -90,6 +93,7 @@ impl Telemetry {
             editor: who.editor,
             editor_version: who.editor_version,
             repo: f.repo,
+            path: f.path,
             language: f.language,
             model: f.model,
             adapter: String::new(),
@@ -139,6 +143,18 @@ impl Telemetry {
             after_s,
             kept,
         }));
+    }
+
+    /// The fingerprints of the lines an accept put into the document.
+    pub fn inserted(&self, id: &str, fingerprints: &[i64]) {
+        let time_ms = now_ms();
+        for &fingerprint in fingerprints {
+            self.record(Record::Inserted(Inserted {
+                completion: id.to_string(),
+                time_ms,
+                fingerprint,
+            }));
+        }
     }
 
     /// Writes what is queued (at shutdown).

@@ -11,6 +11,7 @@ use crate::worker::{Input, ModelState, SharedIndex, WorkError, Worker};
 use moat_context::RecentEdit;
 use moat_engine::{CancelFlag, DeviceChoice, EngineOptions};
 use moat_index::{persist, Index, Lang, WalkOptions};
+use moat_telemetry::committed::{fingerprint, written_lines};
 use moat_telemetry::EventKind;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -53,6 +54,10 @@ struct Item {
     uri: String,
     text: String,
     shown_at: Option<Instant>,
+    /// The cursor's line around the completion: its start and its rest (for the lines moat
+    /// wrote, see `moat_telemetry::committed`).
+    line_before: String,
+    line_after: String,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -115,6 +120,7 @@ struct Launched {
     after: String,
     speculative: bool,
     repo: String,
+    path: String,
     language: String,
 }
 
@@ -175,6 +181,7 @@ impl State {
             after,
             speculative,
             repo,
+            path,
             language,
         } = g;
         {
@@ -198,12 +205,13 @@ impl State {
                     String::new()
                 } else {
                     let id = self.new_id();
-                    self.remember(&id, &key, &out.text);
+                    self.remember(&id, &key, &out.text, &before, &after);
                     let settings = self.settings();
                     if settings.telemetry {
                         self.telemetry.completion(Facts {
                             id: id.clone(),
                             repo,
+                            path,
                             language,
                             model: self.model_name(),
                             context: settings.context.name().to_string(),
@@ -235,7 +243,9 @@ impl State {
         }
     }
 
-    fn remember(&self, id: &str, uri: &str, text: &str) {
+    fn remember(&self, id: &str, uri: &str, text: &str, before: &str, after: &str) {
+        let line_before = before.rsplit('\n').next().unwrap_or("");
+        let line_after = after.split('\n').next().unwrap_or("");
         let mut items = lock(&self.items);
         items.0.insert(
             id.to_string(),
@@ -243,6 +253,8 @@ impl State {
                 uri: uri.to_string(),
                 text: text.to_string(),
                 shown_at: None,
+                line_before: line_before.to_string(),
+                line_after: line_after.to_string(),
             },
         );
         items.1.push_back(id.to_string());
@@ -573,6 +585,7 @@ impl Backend {
             after: after.to_string(),
             speculative,
             repo: input.repo_name.clone(),
+            path: input.path.clone(),
             language: input
                 .lang
                 .map_or(language_id.to_string(), |l| l.name().to_string()),
@@ -697,6 +710,7 @@ impl Backend {
         if let Some(id) = params.item.completion_id() {
             self.state.count(|c| c.partially_accepted += 1);
             self.decided(&id, EventKind::Partial, Some(params.accepted_length));
+            self.inserted(&id, Some(params.accepted_length as usize));
             tracing::info!(target: "moat::events", "partially accepted {id}: {} characters", params.accepted_length);
         }
     }
@@ -709,6 +723,32 @@ impl Backend {
         self.state
             .telemetry
             .decided(uri.as_deref(), id, kind, chars);
+    }
+
+    /// Records the fingerprints of the lines moat wrote into the document: the whole
+    /// completion, or its first `chars` characters for a partial accept.
+    fn inserted(&self, id: &str, chars: Option<usize>) {
+        let settings = self.settings();
+        if !settings.telemetry {
+            return;
+        }
+        let Some(item) = lock(&self.state.items).0.get(id).cloned() else {
+            return;
+        };
+        let lines = match chars {
+            Some(n) if n < item.text.chars().count() => {
+                let end = item
+                    .text
+                    .char_indices()
+                    .nth(n)
+                    .map_or(item.text.len(), |(i, _)| i);
+                written_lines(&item.line_before, &item.text[..end], None)
+            }
+            _ => written_lines(&item.line_before, &item.text, Some(&item.line_after)),
+        };
+        let salt = (settings.telemetry_user == "hash").then_some(settings.telemetry_salt.as_str());
+        let prints: Vec<i64> = lines.iter().map(|l| fingerprint(l, salt)).collect();
+        self.state.telemetry.inserted(id, &prints);
     }
 
     pub async fn did_dismiss(&self, params: ShownParams) {
@@ -1032,6 +1072,7 @@ impl LanguageServer for Backend {
         let item = lock(&self.state.items).0.get(id).cloned();
         self.state.count(|c| c.accepted += 1);
         self.decided(id, EventKind::Accepted, None);
+        self.inserted(id, None);
         if let Some(item) = &item {
             // The shown completion is in the document now; nothing left to type through.
             let shown = lock(&self.state.shown)

@@ -5,17 +5,21 @@
 //! the model. The server hands it plain records; the reports read them back. No code is
 //! stored unless the caller puts it in `Completion::text` (an admin's opt-in).
 
+pub mod committed;
 mod error;
+pub mod git;
+mod html;
 pub mod metrics;
 pub mod record;
 pub mod report;
 pub mod retention;
 mod store;
 
+pub use committed::Inserted;
 pub use error::{Result, TelemetryError};
 pub use metrics::{summarize, Summary, MIN_VISIBLE_MS};
 pub use record::{now_ms, Completion, Event, EventKind, Retention};
-pub use report::{day, parse_time, Dimension, Format, Report};
+pub use report::{day, parse_time, render, Dimension, Format, Report};
 pub use store::{Loaded, Record, Recorder, Store};
 
 /// A user's identity as stored: the e-mail itself, or a salted hash of it.

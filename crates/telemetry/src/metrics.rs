@@ -38,6 +38,23 @@ pub struct Summary {
     pub retention: BTreeMap<u32, f64>,
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
+    /// Non-blank lines committed by moat's users (None: no repository was read).
+    pub committed_lines: Option<u64>,
+    /// Of those, the lines moat wrote (see `committed`).
+    pub committed_from_moat: Option<u64>,
+    /// committed_from_moat / committed_lines.
+    pub committed_share: Option<f64>,
+}
+
+impl Summary {
+    /// Adds committed lines to the figures.
+    pub fn add_committed(&mut self, lines: crate::committed::Lines) {
+        let total = self.committed_lines.unwrap_or(0) + lines.committed;
+        let moat = self.committed_from_moat.unwrap_or(0) + lines.from_moat;
+        self.committed_lines = Some(total);
+        self.committed_from_moat = Some(moat);
+        self.committed_share = (total > 0).then(|| moat as f64 / total as f64);
+    }
 }
 
 /// What happened to one completion.

@@ -20,6 +20,8 @@ pub struct Completion {
     pub editor: String,
     pub editor_version: String,
     pub repo: String,
+    /// The file, relative to the editor's workspace folder ('/'-separated).
+    pub path: String,
     pub language: String,
     pub model: String,
     /// The fine-tuned adapter, "" for none.

@@ -1,5 +1,6 @@
 //! Reports: the summary of a time range, overall and per group, as a table, JSON or CSV.
 
+use crate::committed::{Key, Lines};
 use crate::error::{Result, TelemetryError};
 use crate::metrics::{aggregate, ByCompletion, Judged, Summary};
 use crate::record::Completion;
@@ -37,6 +38,17 @@ impl Dimension {
         })
     }
 
+    /// The group of committed lines, for the dimensions they have.
+    fn committed_key(self, k: &Key) -> Option<&str> {
+        match self {
+            Self::User => Some(&k.user),
+            Self::Language => Some(&k.language),
+            Self::Repo => Some(&k.repo),
+            Self::Day => Some(&k.day),
+            Self::Editor | Self::Model => None,
+        }
+    }
+
     fn key(self, c: &Completion) -> Cow<'_, str> {
         match self {
             Self::User => Cow::Borrowed(&c.user),
@@ -54,6 +66,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// One self-contained page with charts (`html`).
+    Html,
 }
 
 impl Format {
@@ -62,9 +76,10 @@ impl Format {
             "table" => Self::Table,
             "json" => Self::Json,
             "csv" => Self::Csv,
+            "html" => Self::Html,
             _ => {
                 return Err(TelemetryError::Invalid(format!(
-                    "--format takes table, json or csv, not {s}"
+                    "--format takes table, json, csv or html, not {s}"
                 )))
             }
         })
@@ -124,12 +139,44 @@ pub struct Report {
     pub groups: Vec<Group>,
 }
 
+/// The report of `data` in `format`; the HTML page also charts it per day, language,
+/// editor and user.
+pub fn render(
+    data: &Loaded,
+    since_ms: i64,
+    until_ms: i64,
+    by: Option<Dimension>,
+    committed: Option<&HashMap<Key, Lines>>,
+    format: Format,
+) -> String {
+    let build = |by| Report::build(data, since_ms, until_ms, by, committed);
+    let table = build(by);
+    if format != Format::Html {
+        return table.render(format);
+    }
+    crate::html::render(&crate::html::Page {
+        table: &table,
+        by_day: &build(Some(Dimension::Day)),
+        by_language: &build(Some(Dimension::Language)),
+        by_editor: &build(Some(Dimension::Editor)),
+        by_user: &build(Some(Dimension::User)),
+    })
+}
+
 impl Report {
-    pub fn build(data: &Loaded, since_ms: i64, until_ms: i64, by: Option<Dimension>) -> Self {
+    /// `committed`: the attributed lines of the repositories read (`committed::attribute`),
+    /// `None` when none was.
+    pub fn build(
+        data: &Loaded,
+        since_ms: i64,
+        until_ms: i64,
+        by: Option<Dimension>,
+        committed: Option<&HashMap<Key, Lines>>,
+    ) -> Self {
         let index = ByCompletion::new(&data.events, &data.retention);
         let judged: Vec<Judged> = data.completions.iter().map(|c| index.judge(c)).collect();
         let all: Vec<&Judged> = judged.iter().collect();
-        let total = aggregate(&all);
+        let mut total = aggregate(&all);
         let mut groups: HashMap<Cow<str>, Vec<&Judged>> = HashMap::new();
         if let Some(by) = by {
             for j in &all {
@@ -143,6 +190,33 @@ impl Report {
                 summary: aggregate(&js),
             })
             .collect();
+        if let Some(committed) = committed {
+            total.add_committed(Lines::default());
+            // Groups of a dimension commits have start at zero committed lines; the others
+            // (editor, model) show none.
+            if by.is_some_and(|b| b.committed_key(&Key::default()).is_some()) {
+                for g in &mut groups {
+                    g.summary.add_committed(Lines::default());
+                }
+            }
+            for (k, lines) in committed {
+                total.add_committed(*lines);
+                let Some(key) = by.and_then(|by| by.committed_key(k)) else {
+                    continue;
+                };
+                match groups.iter_mut().find(|g| g.key == key) {
+                    Some(g) => g.summary.add_committed(*lines),
+                    None => {
+                        let mut summary = Summary::default();
+                        summary.add_committed(*lines);
+                        groups.push(Group {
+                            key: key.to_string(),
+                            summary,
+                        });
+                    }
+                }
+            }
+        }
         groups.sort_by(|a, b| a.key.cmp(&b.key));
         Self {
             since: day(since_ms),
@@ -158,6 +232,16 @@ impl Report {
             Format::Json => serde_json::to_string_pretty(self).expect("a report serializes"),
             Format::Csv => self.csv(),
             Format::Table => self.table(),
+            Format::Html => {
+                let none = Self::build(&Loaded::default(), 0, 0, None, None);
+                crate::html::render(&crate::html::Page {
+                    table: self,
+                    by_day: &none,
+                    by_language: &none,
+                    by_editor: &none,
+                    by_user: &none,
+                })
+            }
         }
     }
 
@@ -178,7 +262,9 @@ impl Report {
         for at in CHECKPOINTS {
             out.push_str(&format!(",retention_{at}s"));
         }
-        out.push_str(",latency_p50_ms,latency_p95_ms\n");
+        out.push_str(
+            ",latency_p50_ms,latency_p95_ms,committed_lines,committed_from_moat,committed_share\n",
+        );
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
         for (key, s) in self.rows() {
             out.push_str(&format!(
@@ -198,10 +284,14 @@ impl Report {
             for at in CHECKPOINTS {
                 out.push_str(&format!(",{}", opt(s.retention.get(&at).copied())));
             }
+            let count = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
             out.push_str(&format!(
-                ",{},{}\n",
+                ",{},{},{},{},{}\n",
                 opt(s.latency_p50_ms),
-                opt(s.latency_p95_ms)
+                opt(s.latency_p95_ms),
+                count(s.committed_lines),
+                count(s.committed_from_moat),
+                opt(s.committed_share)
             ));
         }
         out
@@ -228,6 +318,8 @@ impl Report {
             "10m",
             "p50 ms",
             "p95 ms",
+            "committed",
+            "by moat",
         ];
         let mut table: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
         for (key, s) in self.rows() {
@@ -245,6 +337,8 @@ impl Report {
             }
             row.push(ms(s.latency_p50_ms));
             row.push(ms(s.latency_p95_ms));
+            row.push(s.committed_lines.map_or("-".into(), |n| n.to_string()));
+            row.push(pct(s.committed_share));
             table.push(row);
         }
         let widths: Vec<usize> = (0..head.len())

@@ -1,6 +1,7 @@
 //! The event store: one SQLite file (WAL), schema versioned by `PRAGMA user_version`, and a
 //! recorder thread that writes in batches so that the server never waits for the disk.
 
+use crate::committed::Inserted;
 use crate::error::{Result, TelemetryError};
 use crate::record::{Completion, Event, EventKind, Retention};
 use rusqlite::{params, Connection, OpenFlags};
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Each entry brings the schema from the previous version to the next; never edited once
 /// released, only appended to.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
     CREATE TABLE completions (
         id TEXT PRIMARY KEY,
         time_ms INTEGER NOT NULL,
@@ -45,7 +47,19 @@ const MIGRATIONS: [&str; 1] = ["
         kept REAL NOT NULL,
         PRIMARY KEY (completion, after_s)
     );
-"];
+",
+    // The committed-code share: the file of each completion and the fingerprints of the
+    // lines moat wrote (no code).
+    "
+    ALTER TABLE completions ADD COLUMN path TEXT NOT NULL DEFAULT '';
+    CREATE TABLE inserted (
+        completion TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        fingerprint INTEGER NOT NULL
+    );
+    CREATE INDEX inserted_completion ON inserted (completion);
+",
+];
 
 pub struct Store {
     conn: Connection,
@@ -58,6 +72,7 @@ pub struct Loaded {
     pub completions: Vec<Completion>,
     pub events: Vec<Event>,
     pub retention: Vec<Retention>,
+    pub inserted: Vec<Inserted>,
 }
 
 impl Loaded {
@@ -66,6 +81,7 @@ impl Loaded {
         self.completions.extend(other.completions);
         self.events.extend(other.events);
         self.retention.extend(other.retention);
+        self.inserted.extend(other.inserted);
     }
 }
 
@@ -149,6 +165,24 @@ impl Store {
         Ok(())
     }
 
+    /// SQLite's own consistency check of the whole file: `Ok` when it finds nothing wrong.
+    pub fn check(&self) -> Result<()> {
+        let found: Vec<String> = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.err(e))?;
+        if found == ["ok"] {
+            Ok(())
+        } else {
+            Err(TelemetryError::Invalid(format!(
+                "{} is damaged: {}",
+                self.path.display(),
+                found.join("; ")
+            )))
+        }
+    }
+
     /// Writes records in one transaction.
     pub fn write(&mut self, records: &[Record]) -> Result<()> {
         let path = self.path.clone();
@@ -157,8 +191,10 @@ impl Store {
         {
             let mut completion = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO completions VALUES
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    "INSERT OR REPLACE INTO completions (id, time_ms, user, editor,
+                     editor_version, repo, language, model, adapter, context, prompt_tokens,
+                     latency_ms, chars, lines, text, path) VALUES
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )
                 .map_err(e)?;
             let mut event = tx
@@ -169,6 +205,9 @@ impl Store {
                 .map_err(e)?;
             let mut retention = tx
                 .prepare_cached("INSERT OR REPLACE INTO retention VALUES (?1, ?2, ?3)")
+                .map_err(e)?;
+            let mut inserted = tx
+                .prepare_cached("INSERT INTO inserted VALUES (?1, ?2, ?3)")
                 .map_err(e)?;
             for r in records {
                 match r {
@@ -187,7 +226,8 @@ impl Store {
                         c.latency_ms,
                         c.chars,
                         c.lines,
-                        c.text
+                        c.text,
+                        c.path
                     ]),
                     Record::Event(ev) => event.execute(params![
                         ev.completion,
@@ -198,6 +238,9 @@ impl Store {
                     ]),
                     Record::Retention(k) => {
                         retention.execute(params![k.completion, k.after_s, k.kept])
+                    }
+                    Record::Inserted(i) => {
+                        inserted.execute(params![i.completion, i.time_ms, i.fingerprint])
                     }
                 }
                 .map_err(e)?;
@@ -217,7 +260,8 @@ impl Store {
                 // a scan to a day past the range, then a filter by id, beats a join.
                 let events = load_events(&conn, since_ms, until_ms.saturating_add(DAY_MS))?;
                 let retention = load_retention(&conn)?;
-                Ok::<_, rusqlite::Error>((events, retention))
+                let inserted = load_inserted(&conn, since_ms, until_ms.saturating_add(DAY_MS))?;
+                Ok::<_, rusqlite::Error>((events, retention, inserted))
             });
             let completions = load_completions(&self.conn, since_ms, until_ms);
             (
@@ -226,7 +270,7 @@ impl Store {
             )
         });
         let completions = completions.map_err(|e| self.err(e))?;
-        let (events, retention) = rest.map_err(|e| self.err(e))?;
+        let (events, retention, inserted) = rest.map_err(|e| self.err(e))?;
         let ids: HashSet<&str> = completions.iter().map(|c| c.id.as_str()).collect();
         let events = events
             .into_iter()
@@ -236,11 +280,16 @@ impl Store {
             .into_iter()
             .filter(|r| ids.contains(r.completion.as_str()))
             .collect();
+        let inserted = inserted
+            .into_iter()
+            .filter(|i| ids.contains(i.completion.as_str()))
+            .collect();
         drop(ids);
         Ok(Loaded {
             completions,
             events,
             retention,
+            inserted,
         })
     }
 }
@@ -269,7 +318,7 @@ fn load_completions(
     };
     let mut q = conn.prepare(&format!(
         "SELECT id, time_ms, user, editor, editor_version, repo, language, model, adapter,
-                context, prompt_tokens, latency_ms, chars, lines, text
+                context, prompt_tokens, latency_ms, chars, lines, text, path
          FROM completions WHERE {filter}"
     ))?;
     let rows = q.query_map(params![since_ms, until_ms], |r| {
@@ -289,6 +338,7 @@ fn load_completions(
             chars: r.get(12)?,
             lines: r.get(13)?,
             text: r.get(14)?,
+            path: r.get(15)?,
         })
     })?;
     rows.collect()
@@ -328,6 +378,25 @@ fn load_retention(conn: &Connection) -> rusqlite::Result<Vec<Retention>> {
     rows.collect()
 }
 
+fn load_inserted(
+    conn: &Connection,
+    since_ms: i64,
+    until_ms: i64,
+) -> rusqlite::Result<Vec<Inserted>> {
+    let mut q = conn.prepare(
+        "SELECT completion, time_ms, fingerprint FROM inserted
+         WHERE time_ms >= ?1 AND time_ms < ?2",
+    )?;
+    let rows = q.query_map(params![since_ms, until_ms], |r| {
+        Ok(Inserted {
+            completion: r.get(0)?,
+            time_ms: r.get(1)?,
+            fingerprint: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
 fn db(path: &Path, source: rusqlite::Error) -> TelemetryError {
     TelemetryError::Db {
         path: path.display().to_string(),
@@ -341,6 +410,8 @@ pub enum Record {
     Completion(Box<Completion>),
     Event(Event),
     Retention(Retention),
+    /// A line moat wrote (a fingerprint, not the line).
+    Inserted(Inserted),
 }
 
 /// Writes records on its own thread, in one transaction per batch (every `FLUSH` at most):
@@ -406,5 +477,45 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_is_upgraded_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO completions VALUES ('a', 5, 'ann', 'vscode', '1', 'r', 'python',
+                 'm', '', 'repo', 10, 100.0, 12, 1, NULL)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.version().unwrap(), MIGRATIONS.len() as i64);
+        store
+            .write(&[Record::Inserted(Inserted {
+                completion: "a".into(),
+                time_ms: 6,
+                fingerprint: -42,
+            })])
+            .unwrap();
+        let data = store.load(0, 10).unwrap();
+        assert_eq!(data.completions.len(), 1);
+        assert_eq!(data.completions[0].user, "ann");
+        assert_eq!(
+            data.completions[0].path, "",
+            "rows from before the path column"
+        );
+        assert_eq!(data.inserted.len(), 1);
+        assert_eq!(data.inserted[0].fingerprint, -42);
     }
 }

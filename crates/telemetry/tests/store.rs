@@ -53,7 +53,7 @@ fn recorded_events_make_the_report() {
     let data = store.load(t0, t0 + 2 * DAY).unwrap();
     assert_eq!(data.completions.len(), 3);
     assert_eq!(data.events.len(), 6);
-    let r = Report::build(&data, t0, t0 + 2 * DAY, Some(Dimension::User));
+    let r = Report::build(&data, t0, t0 + 2 * DAY, Some(Dimension::User), None);
     assert_eq!(r.total.shown, 2, "c was visible 90 ms");
     assert_eq!(r.total.acceptance_rate, Some(0.75));
     assert_eq!(r.total.char_acceptance_rate, Some(90.0 / 140.0));
@@ -63,7 +63,7 @@ fn recorded_events_make_the_report() {
     let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
     assert_eq!(json["total"]["shown"], 2);
     assert_eq!(json["groups"][0]["key"], "ann");
-    let by_day = Report::build(&data, t0, t0 + 2 * DAY, Some(Dimension::Day));
+    let by_day = Report::build(&data, t0, t0 + 2 * DAY, Some(Dimension::Day), None);
     assert_eq!(by_day.groups.len(), 2);
     let csv = r.render(Format::Csv);
     assert_eq!(csv.lines().count(), 4, "{csv}");
@@ -135,7 +135,7 @@ fn several_databases_merge_into_one_report() {
         .unwrap();
         merged.extend(Store::open_read_only(&path).unwrap().load(0, 100).unwrap());
     }
-    let r = Report::build(&merged, 0, 100, Some(Dimension::User));
+    let r = Report::build(&merged, 0, 100, Some(Dimension::User), None);
     assert_eq!(r.total.shown, 2);
     assert_eq!(r.total.acceptance_rate, Some(1.0));
     assert_eq!(r.groups.len(), 2);

@@ -101,6 +101,11 @@ impl Client {
         self.wait(id, Duration::from_secs(120))
     }
 
+    /// kill -9.
+    pub fn kill(&mut self) {
+        self.inner.kill();
+    }
+
     /// Shuts down politely and checks that the process exits.
     pub fn shutdown(self) {
         let exited = self.inner.shutdown(Duration::from_secs(10)).unwrap();
