@@ -107,40 +107,91 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// Events and retention checks by completion id, built once for many summaries.
+/// Records of one kind grouped by completion: `items[at[i]..at[i + 1]]` are those of the
+/// `i`-th completion, in their original (time) order. One hash lookup per record and no
+/// allocation per completion: a million events are grouped in a fraction of a second.
+struct Grouped<'a, T> {
+    items: Vec<&'a T>,
+    at: Vec<u32>,
+}
+
+impl<'a, T> Grouped<'a, T> {
+    fn new(n: usize, records: &'a [T], slot: impl Fn(&T) -> Option<u32>) -> Self {
+        let slots: Vec<Option<u32>> = records.iter().map(&slot).collect();
+        let mut at = vec![0u32; n + 1];
+        for s in slots.iter().flatten() {
+            at[*s as usize + 1] += 1;
+        }
+        for i in 0..n {
+            at[i + 1] += at[i];
+        }
+        let mut fill = at.clone();
+        let mut items: Vec<Option<&T>> = vec![None; at[n] as usize];
+        for (r, s) in records.iter().zip(&slots) {
+            if let Some(s) = s {
+                items[fill[*s as usize] as usize] = Some(r);
+                fill[*s as usize] += 1;
+            }
+        }
+        Self {
+            items: items.into_iter().flatten().collect(),
+            at,
+        }
+    }
+
+    fn of(&self, i: usize) -> &[&'a T] {
+        &self.items[self.at[i] as usize..self.at[i + 1] as usize]
+    }
+}
+
+/// Events and retention checks of a set of completions, grouped once for many summaries.
+/// Records of other completions are ignored.
 pub struct ByCompletion<'a> {
-    events: HashMap<&'a str, Vec<&'a Event>>,
-    kept: HashMap<&'a str, Vec<&'a Retention>>,
+    completions: &'a [Completion],
+    events: Grouped<'a, Event>,
+    kept: Grouped<'a, Retention>,
 }
 
 impl<'a> ByCompletion<'a> {
-    pub fn new(events: &'a [Event], retention: &'a [Retention]) -> Self {
-        let mut by = Self {
-            events: HashMap::new(),
-            kept: HashMap::new(),
-        };
-        for e in events {
-            by.events.entry(e.completion.as_str()).or_default().push(e);
+    pub fn new(
+        completions: &'a [Completion],
+        events: &'a [Event],
+        retention: &'a [Retention],
+    ) -> Self {
+        let slot: HashMap<&str, u32> = completions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.as_str(), i as u32))
+            .collect();
+        let n = completions.len();
+        let events = Grouped::new(n, events, |e| slot.get(e.completion.as_str()).copied());
+        let kept = Grouped::new(n, retention, |r| slot.get(r.completion.as_str()).copied());
+        Self {
+            completions,
+            events,
+            kept,
         }
-        for r in retention {
-            by.kept.entry(r.completion.as_str()).or_default().push(r);
-        }
-        by
+    }
+
+    /// Each completion with what happened to it, in the completions' order.
+    pub fn judge_all(&self) -> Vec<Judged<'_>> {
+        self.completions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Judged {
+                completion: c,
+                outcome: outcome(c, self.events.of(i)),
+                kept: self.kept.of(i),
+            })
+            .collect()
     }
 }
 
 /// The figures for a set of completions. `events` and `retention` may hold records of other
 /// completions; they are ignored.
-pub fn summarize(
-    completions: &[&Completion],
-    events: &[Event],
-    retention: &[Retention],
-) -> Summary {
-    summarize_by(completions, &ByCompletion::new(events, retention))
-}
-
-pub fn summarize_by(completions: &[&Completion], by: &ByCompletion) -> Summary {
-    let judged: Vec<Judged> = completions.iter().map(|c| by.judge(c)).collect();
+pub fn summarize(completions: &[Completion], events: &[Event], retention: &[Retention]) -> Summary {
+    let by = ByCompletion::new(completions, events, retention);
+    let judged = by.judge_all();
     aggregate(&judged.iter().collect::<Vec<_>>())
 }
 
@@ -149,17 +200,6 @@ pub struct Judged<'a> {
     pub completion: &'a Completion,
     pub outcome: Outcome,
     pub kept: &'a [&'a Retention],
-}
-
-impl ByCompletion<'_> {
-    pub fn judge<'b>(&'b self, c: &'b Completion) -> Judged<'b> {
-        let evs = self.events.get(c.id.as_str()).map_or(&[][..], |v| v);
-        Judged {
-            completion: c,
-            outcome: outcome(c, evs),
-            kept: self.kept.get(c.id.as_str()).map_or(&[][..], |v| v),
-        }
-    }
 }
 
 /// The figures for a set of judged completions.
@@ -255,8 +295,7 @@ mod tests {
             ev("f", 0, EventKind::Shown),
             ev("f", 200, EventKind::Accepted),
         ];
-        let refs: Vec<&Completion> = cs.iter().collect();
-        let s = summarize(&refs, &events, &[]);
+        let s = summarize(&cs, &events, &[]);
         assert_eq!(s.completions, 6);
         assert_eq!(s.shown, 4, "a, b, e, f");
         assert!((s.accepted - 2.25).abs() < 1e-9, "{}", s.accepted);
@@ -303,8 +342,7 @@ mod tests {
             r("b", 600, 0.0),
             r("zzz", 30, 0.0), // another completion's
         ];
-        let refs: Vec<&Completion> = cs.iter().collect();
-        let s = summarize(&refs, &events, &retention);
+        let s = summarize(&cs, &events, &retention);
         assert_eq!(s.retention.get(&30), Some(&1.0));
         assert_eq!(s.retention.get(&600), Some(&0.25));
     }

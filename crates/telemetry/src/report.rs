@@ -173,8 +173,8 @@ impl Report {
         by: Option<Dimension>,
         committed: Option<&HashMap<Key, Lines>>,
     ) -> Self {
-        let index = ByCompletion::new(&data.events, &data.retention);
-        let judged: Vec<Judged> = data.completions.iter().map(|c| index.judge(c)).collect();
+        let by_completion = ByCompletion::new(&data.completions, &data.events, &data.retention);
+        let judged: Vec<Judged> = by_completion.judge_all();
         let all: Vec<&Judged> = judged.iter().collect();
         let mut total = aggregate(&all);
         let mut groups: HashMap<Cow<str>, Vec<&Judged>> = HashMap::new();
