@@ -25,6 +25,11 @@ impl FromStr for DeviceChoice {
             None => (s, 0),
         };
         match kind {
+            // A CUDA GPU when this build has CUDA and the machine has one, else the CPU.
+            "auto" if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() => {
+                Ok(Self::Cuda(index))
+            }
+            "auto" => Ok(Self::Cpu),
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda(index)),
             "metal" => Ok(Self::Metal(index)),

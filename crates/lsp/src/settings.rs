@@ -152,7 +152,12 @@ impl Settings {
             total: self.context_budget,
             ..Default::default()
         };
-        let cpu = self.device.trim().eq_ignore_ascii_case("cpu");
+        let cpu = self
+            .device
+            .trim()
+            .to_ascii_lowercase()
+            .parse::<moat_engine::DeviceChoice>()
+            .is_ok_and(|d| d == moat_engine::DeviceChoice::Cpu);
         let cap = match self.suffix_tokens {
             Some(n) => n,
             None if cpu => CPU_SUFFIX_TOKENS,
@@ -199,6 +204,11 @@ mod tests {
         let b = s.budget();
         assert_eq!(b.total, s.context_budget);
         assert!((b.suffix_share * b.total as f32 - 64.0).abs() < 1.0);
+        // `auto` is the CPU on a machine (or build) without CUDA.
+        s.apply(&json!({"device": "auto"}));
+        if moat_engine::DeviceChoice::Cuda(0).open().is_err() {
+            assert!((s.budget().suffix_share * s.context_budget as f32 - 64.0).abs() < 1.0);
+        }
         s.apply(&json!({"device": "cuda"}));
         assert_eq!(
             s.budget().suffix_share,

@@ -17,7 +17,7 @@ import { Config, DEFAULTS, serverCommand, serverSettings, Status, statusText } f
 import { Tracker } from './tracker';
 
 const ACCEPT = 'moat.accept';
-/** After this long with the same text and cursor, an offered item is taken as shown. */
+/** An offered item still applicable this long after is taken as shown. */
 const SHOWN_AFTER_MS = 150;
 
 let client: LanguageClient | undefined;
@@ -57,7 +57,8 @@ function notify(method: string, params: unknown): void {
 function setStatus(s: Status | undefined): void {
   const { text, label } = statusText(s, client?.state === State.Running);
   statusItem.text = text;
-  statusItem.tooltip = `${label} (click for details)`;
+  const why = s?.model?.error ? `: ${s.model.error}` : '';
+  statusItem.tooltip = `${label}${why} (click for details)`;
   statusItem.accessibilityInformation = { label };
 }
 
@@ -102,28 +103,23 @@ function offered(
   const start = first.range?.start ?? position;
   const typed = document.getText(new vscode.Range(start, position));
   const ghost = text.startsWith(typed) ? text.slice(typed.length) : text;
-  const version = document.version;
   const item = {
     insertText: text,
     command: { title: 'Accept', command: ACCEPT, arguments: [id] },
   };
+  const uri = document.uri.toString();
+  tracker.offer({
+    id,
+    uri,
+    version: document.version,
+    line: position.line,
+    character: position.character,
+    text: ghost,
+    item,
+  });
   setTimeout(() => {
-    const editor = vscode.window.activeTextEditor;
-    if (
-      editor &&
-      editor.document === document &&
-      document.version === version &&
-      editor.selection.active.isEqual(position)
-    ) {
-      tracker.shown({
-        id,
-        uri: document.uri.toString(),
-        version,
-        line: position.line,
-        character: position.character,
-        text: ghost,
-        item,
-      });
+    if (vscode.window.activeTextEditor?.document === document) {
+      tracker.confirm(uri, id);
     }
   }, SHOWN_AFTER_MS);
 }

@@ -1,12 +1,13 @@
 // What became of each completion on screen, for the server's telemetry. VS Code's stable API
 // says when an item is accepted (its command runs) but not when one is shown, partly
 // accepted or dropped, so these are inferred:
-// - shown: the editor still has the document version and cursor the item was offered for,
-//   a moment after it was offered (VS Code draws a matching item at once);
+// - shown: an offered item is still applicable a moment later (`confirm`): no edit that
+//   disagrees with it and no cursor move away from it since (VS Code draws a matching
+//   item at once, and keeps drawing it while the user types it through);
 // - partly accepted: an edit inserts at least two characters at the ghost text's place
 //   that are a beginning of it (accept word / line; typing inserts one at a time);
 // - dismissed: another completion is shown in the document, an edit disagrees with it, the
-//   cursor leaves its line, or the document is closed, before it was accepted.
+//   cursor leaves it, or the document is closed, before it was accepted.
 // No `vscode` import: the rules are tested with node alone.
 
 export interface Offered {
@@ -42,14 +43,39 @@ interface OnScreen extends Offered {
 }
 
 export class Tracker {
+  /** Offered, not yet confirmed as shown (per document). */
+  private offered = new Map<string, OnScreen>();
   private screen = new Map<string, OnScreen>();
   private reported = new Set<string>();
   private done = new Set<string>();
 
   constructor(private sink: Sink) {}
 
-  /** The item is on screen (see `confirm`'s caller for when that is believed). */
+  /** The server offered an item; `confirm` later says whether it is still drawn. */
+  offer(o: Offered): void {
+    const on = this.screen.get(o.uri);
+    if (on && on.id === o.id) {
+      return; // the same completion's rest, asked again while typing it through
+    }
+    this.offered.set(o.uri, { ...o, taken: 0, accepted: 0 });
+  }
+
+  /** A moment after `offer`: the item is on screen if nothing contradicted it since. */
+  confirm(uri: string, id: string): void {
+    const o = this.offered.get(uri);
+    if (!o || o.id !== id) {
+      return;
+    }
+    this.offered.delete(uri);
+    this.show(o);
+  }
+
+  /** The item is on screen. */
   shown(o: Offered): void {
+    this.show({ ...o, taken: 0, accepted: 0 });
+  }
+
+  private show(o: OnScreen): void {
     const before = this.screen.get(o.uri);
     if (before && before.id === o.id) {
       return; // the same completion, typed through
@@ -57,7 +83,7 @@ export class Tracker {
     if (before) {
       this.drop(o.uri);
     }
-    this.screen.set(o.uri, { ...o, taken: 0, accepted: 0 });
+    this.screen.set(o.uri, o);
     if (!this.reported.has(o.id)) {
       this.reported.add(o.id);
       this.sink.shown(o.item);
@@ -76,8 +102,15 @@ export class Tracker {
 
   /** An edit of a document. */
   changed(uri: string, changes: Change[]): void {
+    if (changes.length === 0) {
+      return;
+    }
+    const o = this.offered.get(uri);
+    if (o && (!typedThrough(o, changes) || o.taken >= o.text.length)) {
+      this.offered.delete(uri); // never drawn, or gone already: nothing to report
+    }
     const s = this.screen.get(uri);
-    if (!s || changes.length === 0) {
+    if (!s) {
       return;
     }
     if (this.done.has(s.id)) {
@@ -85,20 +118,10 @@ export class Tracker {
       return;
     }
     const c = changes[0];
-    const rest = s.text.slice(s.taken);
-    const at = position(s, s.text.slice(0, s.taken));
-    const fits =
-      changes.length === 1 &&
-      c.rangeLength === 0 &&
-      c.line === at.line &&
-      c.character === at.character &&
-      c.text.length > 0 &&
-      rest.startsWith(c.text);
-    if (!fits) {
+    if (!typedThrough(s, changes)) {
       this.drop(uri);
       return;
     }
-    s.taken += c.text.length;
     if (c.text.length >= 2 && s.taken < s.text.length) {
       s.accepted = s.taken;
       this.sink.partiallyAccepted(s.item, s.accepted);
@@ -111,17 +134,21 @@ export class Tracker {
 
   /** The cursor moved in a document (selection change). */
   moved(uri: string, line: number, character: number): void {
+    const o = this.offered.get(uri);
+    if (o && !at(o, line, character)) {
+      this.offered.delete(uri);
+    }
     const s = this.screen.get(uri);
     if (!s) {
       return;
     }
-    const at = position(s, s.text.slice(0, s.taken));
-    if (line !== at.line || character !== at.character) {
+    if (!at(s, line, character)) {
       this.drop(uri);
     }
   }
 
   closed(uri: string): void {
+    this.offered.delete(uri);
     this.drop(uri);
   }
 
@@ -133,6 +160,29 @@ export class Tracker {
       this.sink.dismissed(s.item);
     }
   }
+}
+
+/** Whether `changes` type the next characters of `s` (and if so, counts them taken). */
+function typedThrough(s: OnScreen, changes: Change[]): boolean {
+  const c = changes[0];
+  const here = position(s, s.text.slice(0, s.taken));
+  const fits =
+    changes.length === 1 &&
+    c.rangeLength === 0 &&
+    c.line === here.line &&
+    c.character === here.character &&
+    c.text.length > 0 &&
+    s.text.slice(s.taken).startsWith(c.text);
+  if (fits) {
+    s.taken += c.text.length;
+  }
+  return fits;
+}
+
+/** Whether the cursor at (line, character) is where `s` continues. */
+function at(s: OnScreen, line: number, character: number): boolean {
+  const p = position(s, s.text.slice(0, s.taken));
+  return p.line === line && p.character === character;
 }
 
 /** Where the cursor is after `typed` was inserted at the item's place. */

@@ -76,3 +76,29 @@ test('Tab: the edit then the command; nothing else reported', () => {
   t.shown(offer('b', '\n', 1, 15));
   assert.deepEqual(events, ['shown a', 'shown b']);
 });
+
+test('an offered item is shown when confirmed, even if typed through meanwhile', () => {
+  const { t, events } = setup();
+  t.offer(offer('a', 'rn a * b', 1, 8));
+  t.changed('file:///a.py', insert(1, 8, 'r'));
+  t.moved('file:///a.py', 1, 9);
+  t.changed('file:///a.py', insert(1, 9, 'n'));
+  t.moved('file:///a.py', 1, 10);
+  t.confirm('file:///a.py', 'a');
+  t.changed('file:///a.py', insert(1, 10, 'x')); // then disagrees: dismissed
+  assert.deepEqual(events, ['shown a', 'dismissed a']);
+});
+
+test('an offered item contradicted before the confirmation is never reported', () => {
+  const { t, events } = setup();
+  t.offer(offer('a', ' + b'));
+  t.changed('file:///a.py', insert(1, 11, 'x'));
+  t.confirm('file:///a.py', 'a');
+  t.offer(offer('b', ' + b'));
+  t.moved('file:///a.py', 7, 0);
+  t.confirm('file:///a.py', 'b');
+  t.offer(offer('c', ' + b'));
+  t.offer(offer('d', ' - b')); // a newer answer replaces it
+  t.confirm('file:///a.py', 'c');
+  assert.deepEqual(events, []);
+});
