@@ -51,6 +51,7 @@ local function input(keys)
   vim.rpcrequest(chan, 'nvim_input', keys)
 end
 
+-- Polls `fn` until it returns a value; an error on timeout.
 local function wait(what, timeout_ms, fn)
   local deadline = now_ms() + timeout_ms
   local last
@@ -223,6 +224,40 @@ local ok, err = pcall(function()
     end)
     check('the server counted the partial accept', s.counters.partially_accepted == 1,
       vim.inspect(s.counters))
+
+    -- Accept line on a fresh suggestion: its first line goes in (all of it when it has one).
+    input('<Esc>Go')
+    input('def neg(a):<CR>return ')
+    row = typed_line('    return ')
+    g = wait('ghost text for neg', 60000, function()
+      return ghost_text()
+    end)
+    before_word = from_row()
+    input('<M-Down>')
+    local after_line = wait('the line', 5000, function()
+      local t = from_row()
+      return t ~= before_word and t
+    end)
+    took = after_line:sub(#'    return ' + 1, #'    return ' + #after_line - #before_word)
+    local first = g:sub(1, 1) == '\n' and '\n' or g:match('^[^\n]*')
+    check('accept line inserts the first line: ' .. vim.inspect(took), took == first,
+      vim.inspect({ g, took }))
+
+    -- :MoatToggle: no more requests, no ghost text; and back.
+    lua('vim.cmd.MoatToggle()')
+    local asked = status().counters.requests
+    input('<Esc>Go')
+    input('def inc(a):<CR>return a')
+    typed_line('    return a')
+    vim.wait(1500)
+    check(':MoatToggle turns completions off', ghost_text() == nil
+      and status().counters.requests == asked, vim.inspect(status().counters))
+    lua('vim.cmd.MoatToggle()')
+    input('<BS>a')
+    wait('ghost text after toggling on', 60000, function()
+      return ghost_text() ~= nil
+    end)
+    check(':MoatToggle turns them on again', true)
 
     -- :checkhealth moat finds the binary, the model and the running server.
     local health = lua([[

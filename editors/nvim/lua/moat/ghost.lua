@@ -221,12 +221,22 @@ local function insert_at_cursor(bufnr, text)
   vim.api.nvim_win_set_cursor(0, { last + 1, last_col })
 end
 
---- Accepts the whole completion; false when none is shown.
-function M.accept(bufnr)
+-- The buffer, its state and client when a completion is on screen there.
+local function on_screen(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   local s = bufs[bufnr]
   local client = client_of(bufnr)
-  if not s or not s.item or not client then
+  if s and s.item and client then
+    return bufnr, s, client
+  end
+  return bufnr
+end
+
+--- Accepts the whole completion; false when none is shown.
+function M.accept(bufnr)
+  local s, client
+  bufnr, s, client = on_screen(bufnr)
+  if not s then
     return false
   end
   local item, ghost = s.item, s.ghost
@@ -254,10 +264,9 @@ end
 
 --- Accepts the next word or the rest of the line; the server hears how much was taken.
 function M.accept_part(kind, bufnr)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local s = bufs[bufnr]
-  local client = client_of(bufnr)
-  if not s or not s.item or not client then
+  local s, client
+  bufnr, s, client = on_screen(bufnr)
+  if not s then
     return false
   end
   local item, ghost = s.item, s.ghost
@@ -280,10 +289,9 @@ end
 
 --- Dismisses the completion on screen; false when none is.
 function M.dismiss(bufnr)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local s = bufs[bufnr]
-  local client = client_of(bufnr)
-  if not s or not s.item or not client then
+  local s, client
+  bufnr, s, client = on_screen(bufnr)
+  if not s then
     return false
   end
   local item = s.item
