@@ -45,7 +45,15 @@ function config(): Config {
 
 function bundledServer(): string | undefined {
   const p = path.join(extensionPath, 'bin', process.platform === 'win32' ? 'moat.exe' : 'moat');
-  return fs.existsSync(p) ? p : undefined;
+  if (!fs.existsSync(p)) {
+    return undefined;
+  }
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+  } catch {
+    fs.chmodSync(p, 0o755); // a .vsix does not always keep the executable bit
+  }
+  return p;
 }
 
 function notify(method: string, params: unknown): void {
