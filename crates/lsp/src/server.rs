@@ -58,6 +58,8 @@ struct Item {
     /// wrote, see `moat_telemetry::committed`).
     line_before: String,
     line_after: String,
+    /// How many of its lines were fingerprinted already (by earlier partial accepts).
+    fingerprinted: usize,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -255,6 +257,7 @@ impl State {
                 shown_at: None,
                 line_before: line_before.to_string(),
                 line_after: line_after.to_string(),
+                fingerprinted: 0,
             },
         );
         items.1.push_back(id.to_string());
@@ -746,8 +749,15 @@ impl Backend {
             }
             _ => written_lines(&item.line_before, &item.text, Some(&item.line_after)),
         };
-        let salt = (settings.telemetry_user == "hash").then_some(settings.telemetry_salt.as_str());
-        let prints: Vec<i64> = lines.iter().map(|l| fingerprint(l, salt)).collect();
+        // Partial accepts come one after another (lengths so far): each line once.
+        let prints: Vec<i64> = lines
+            .iter()
+            .skip(item.fingerprinted)
+            .map(|l| fingerprint(l, settings.salt()))
+            .collect();
+        if let Some(i) = lock(&self.state.items).0.get_mut(id) {
+            i.fingerprinted = i.fingerprinted.max(lines.len());
+        }
         self.state.telemetry.inserted(id, &prints);
     }
 
@@ -910,10 +920,9 @@ impl LanguageServer for Backend {
         let settings = self.settings();
         let email = moat_index::git::user_email(root.as_deref().unwrap_or(Path::new(".")))
             .unwrap_or_else(|| "unknown".into());
-        let salt = (settings.telemetry_user == "hash").then_some(settings.telemetry_salt.as_str());
         self.state
             .telemetry
-            .set_user(moat_telemetry::user_id(&email, salt));
+            .set_user(moat_telemetry::user_id(&email, settings.salt()));
         *lock(&self.state.root) = root;
         Ok(InitializeResult {
             capabilities: ServerCapabilities {

@@ -146,6 +146,11 @@ impl Settings {
         problems
     }
 
+    /// The salt for users and line fingerprints: `Some` in hashed-user mode.
+    pub fn salt(&self) -> Option<&str> {
+        (self.telemetry_user == "hash").then_some(self.telemetry_salt.as_str())
+    }
+
     /// The prompt budget for a completion, with the suffix's share from `suffix_tokens`.
     pub fn budget(&self) -> moat_context::Budget {
         let usual = moat_context::Budget {
