@@ -277,7 +277,7 @@ impl Decoder {
     }
 }
 
-fn rope_tables(cfg: &ModelConfig, n: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+pub fn rope_tables(cfg: &ModelConfig, n: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
     let half = cfg.head_dim / 2;
     let inv: Vec<f32> = (0..half)
         .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
