@@ -16,3 +16,8 @@ pub use model::{LoadOptions, Ops, TrainModel};
 pub mod optim;
 pub mod train;
 pub use train::{train, Sample, TrainConfig};
+pub mod data;
+pub mod manifest;
+pub mod merge;
+pub mod pipeline;
+pub mod samples;

@@ -1,0 +1,179 @@
+//! A whole tuning run: repository → samples → adapter + manifest in an output directory. A
+//! run interrupted in the same directory resumes from its checkpoint.
+
+use crate::data::{collect, Corpus, DataOptions};
+use crate::error::{io, Result, TuneError};
+use crate::lora::{Lora, LoraConfig};
+use crate::manifest::{sha256_file, Base, Manifest, Results, SampleSummary, ADAPTER_FILE};
+use crate::model::TrainModel;
+use crate::samples::{samples, SampleOptions};
+use crate::train::{held_out_loss, train, Progress, Sample, Split, TrainConfig};
+use moat_engine::fim::FimFormat;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+#[derive(Debug, Clone)]
+pub struct TuneOptions {
+    pub repo: PathBuf,
+    pub base: PathBuf,
+    /// Adapter directory (created; a checkpoint there is resumed).
+    pub out: PathBuf,
+    pub name: String,
+    pub data: DataOptions,
+    pub samples: SampleOptions,
+    pub lora: LoraConfig,
+    pub train: TrainConfig,
+    /// Held-out samples used for the loss (each costs a forward pass per evaluation).
+    pub max_held_out_samples: usize,
+}
+
+pub struct Prepared {
+    pub corpus: Corpus,
+    pub train: Vec<Sample>,
+    pub held_out: Vec<Sample>,
+    pub summary: SampleSummary,
+}
+
+/// Reads the repository and cuts the samples.
+pub fn prepare(model: &TrainModel, opts: &TuneOptions) -> Result<Prepared> {
+    let corpus = collect(&opts.repo, &opts.data)?;
+    let format = FimFormat::detect(&model.tokenizer)?;
+    let train = samples(&model.tokenizer, format, &corpus.train, &opts.samples)?;
+    let mut held_out = samples(&model.tokenizer, format, &corpus.held_out, &opts.samples)?;
+    // Evenly spaced, so every held-out file keeps its share.
+    if held_out.len() > opts.max_held_out_samples && opts.max_held_out_samples > 0 {
+        let step = held_out.len() as f64 / opts.max_held_out_samples as f64;
+        held_out = (0..opts.max_held_out_samples)
+            .map(|i| held_out[(i as f64 * step) as usize].clone())
+            .collect();
+    }
+    let need = opts.train.accumulate.max(2);
+    if train.len() < need {
+        return Err(TuneError::TooLittleData {
+            what: format!("{} training samples (at least {need} needed)", train.len()),
+        });
+    }
+    if held_out.is_empty() {
+        return Err(TuneError::TooLittleData {
+            what: "no held-out samples".into(),
+        });
+    }
+    let summary = SampleSummary {
+        seq: opts.samples.seq,
+        train_samples: train.len(),
+        held_out_samples: held_out.len(),
+        train_sample_tokens: train.iter().map(|s| s.tokens.len()).sum(),
+    };
+    Ok(Prepared {
+        corpus,
+        train,
+        held_out,
+        summary,
+    })
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs}")
+}
+
+/// Trains, then writes `adapter.safetensors` and `manifest.json` into `opts.out`.
+pub fn train_and_save(
+    model: &TrainModel,
+    data: &Prepared,
+    opts: &TuneOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Lora, Manifest)> {
+    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+    let lora = Lora::new(
+        opts.lora.clone(),
+        model.cfg.n_layer,
+        &|l, t| model.dims(l, t),
+        opts.train.seed,
+        &model.device,
+        model.dtype,
+    )?;
+    let outcome = train(
+        model,
+        &lora,
+        Split {
+            train: &data.train,
+            held_out: &data.held_out,
+        },
+        &opts.train,
+        Some(&opts.out),
+        stop,
+        progress,
+    )?;
+    let h = &outcome.history;
+    // The first evaluation is of the untrained adapter (B = 0), that is of the base model.
+    let base_loss = match h.evals.first() {
+        Some(&(0, l)) => l,
+        _ => held_out_loss(model, None, &data.held_out)?,
+    };
+    let after = h.best.map(|(_, l)| l).unwrap_or(f64::NAN);
+    lora.save(&opts.out.join(ADAPTER_FILE))?;
+    let manifest = Manifest {
+        format: 1,
+        name: opts.name.clone(),
+        created: now(),
+        base: base_info(model, &opts.base)?,
+        lora: opts.lora.clone(),
+        train: opts.train.clone(),
+        data: data.corpus.summary.clone(),
+        samples: data.summary.clone(),
+        held_out_files: data
+            .corpus
+            .held_out
+            .iter()
+            .map(|f| f.path.clone())
+            .collect(),
+        results: Some(Results {
+            steps: h.step,
+            tokens: h.tokens,
+            seconds: h.seconds,
+            tokens_per_s: h.tokens as f64 / h.seconds.max(1e-9),
+            ending: outcome.ending,
+            held_out_loss_before: base_loss,
+            held_out_loss_after: after,
+            quality_before: None,
+            quality_after: None,
+            better: after < base_loss,
+            losses: h.losses.clone(),
+            evals: h.evals.clone(),
+        }),
+    };
+    manifest.write(&opts.out)?;
+    Ok((lora, manifest))
+}
+
+fn base_info(model: &TrainModel, base: &Path) -> Result<Base> {
+    Ok(Base {
+        file: base
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: sha256_file(base)?,
+        architecture: model.cfg.architecture.clone(),
+    })
+}
+
+/// Loads the adapter in `dir` for `model`, after checking it belongs to `base`.
+pub fn load_adapter(model: &TrainModel, base: &Path, dir: &Path) -> Result<(Lora, Manifest)> {
+    let manifest = Manifest::read(dir)?;
+    manifest.check_base(base)?;
+    let lora = Lora::new(
+        manifest.lora.clone(),
+        model.cfg.n_layer,
+        &|l, t| model.dims(l, t),
+        0,
+        &model.device,
+        model.dtype,
+    )?;
+    lora.load_into(&dir.join(ADAPTER_FILE))?;
+    Ok((lora, manifest))
+}

@@ -1,0 +1,346 @@
+//! Fill-in-the-middle training samples cut from source files, rendered exactly as the
+//! server prompts the model (same markup, suffix capped like the CPU server's), so that
+//! training matches serving: the rest of a line, a few whole lines, or a block's body.
+
+use crate::data::SourceFile;
+use crate::error::Result;
+use crate::train::Sample;
+use moat_engine::fim::{render, FimFormat, FimPrompt};
+use moat_engine::tokenizer::Tokenizer;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoleKind {
+    /// From a point in a line to its end.
+    Line,
+    /// One to four whole lines.
+    Lines,
+    /// The indented body after a block opener.
+    Block,
+}
+
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    /// Tokens per sample, prompt and middle together.
+    pub seq: usize,
+    /// Longest middle, in tokens (longer holes are not used).
+    pub max_middle: usize,
+    /// Suffix tokens at most (the CPU server sends 64).
+    pub max_suffix: usize,
+    /// Samples per 1,000 bytes of source (at least one per file).
+    pub per_kb: f64,
+    pub seed: u64,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            seq: 256,
+            max_middle: 48,
+            max_suffix: 64,
+            per_kb: 1.0,
+            seed: 1,
+        }
+    }
+}
+
+/// A hole: byte range of the middle in the file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hole {
+    pub kind: HoleKind,
+    pub start: usize,
+    pub end: usize,
+}
+
+struct Lines<'a> {
+    text: &'a str,
+    /// Byte offset of each line's start; one extra entry at the end of the text.
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        if *starts.last().expect("non-empty") != text.len() {
+            starts.push(text.len());
+        }
+        Self { text, starts }
+    }
+    fn count(&self) -> usize {
+        self.starts.len() - 1
+    }
+    /// Line `i` without its newline.
+    fn line(&self, i: usize) -> &'a str {
+        self.text[self.starts[i]..self.starts[i + 1]].trim_end_matches(['\n', '\r'])
+    }
+    fn indent(&self, i: usize) -> usize {
+        let l = self.line(i);
+        l.len() - l.trim_start().len()
+    }
+}
+
+/// Picks a hole of `kind`, or `None` when the file has no place for one.
+pub fn pick_hole(text: &str, kind: HoleKind, rng: &mut StdRng) -> Option<Hole> {
+    let lines = Lines::new(text);
+    let n = lines.count();
+    let code: Vec<usize> = (0..n)
+        .filter(|&i| !lines.line(i).trim().is_empty())
+        .collect();
+    if code.is_empty() {
+        return None;
+    }
+    match kind {
+        HoleKind::Line => {
+            let i = code[rng.gen_range(0..code.len())];
+            let l = lines.line(i);
+            let indent = lines.indent(i);
+            // Half the time from the start of the code, else from a random character of it.
+            let col = if rng.gen_bool(0.5) {
+                indent
+            } else {
+                let bounds: Vec<usize> = l
+                    .char_indices()
+                    .map(|(c, _)| c)
+                    .filter(|&c| c >= indent)
+                    .collect();
+                bounds[rng.gen_range(0..bounds.len())]
+            };
+            let start = lines.starts[i] + col;
+            let end = lines.starts[i] + l.len();
+            (end > start).then_some(Hole { kind, start, end })
+        }
+        HoleKind::Lines => {
+            let i = code[rng.gen_range(0..code.len())];
+            let k = rng.gen_range(1..=4).min(n - i);
+            Some(Hole {
+                kind,
+                start: lines.starts[i],
+                end: lines.starts[i + k],
+            })
+        }
+        HoleKind::Block => {
+            let openers: Vec<usize> = (0..n.saturating_sub(1))
+                .filter(|&i| {
+                    let l = lines.line(i).trim_end();
+                    (l.ends_with(':') || l.ends_with('{'))
+                        && !lines.line(i + 1).trim().is_empty()
+                        && lines.indent(i + 1) > lines.indent(i)
+                })
+                .collect();
+            if openers.is_empty() {
+                return None;
+            }
+            let o = openers[rng.gen_range(0..openers.len())];
+            let base = lines.indent(o);
+            let mut j = o + 1;
+            while j < n && (lines.line(j).trim().is_empty() || lines.indent(j) > base) {
+                j += 1;
+            }
+            // Trailing blank lines belong to what follows.
+            while j > o + 2 && lines.line(j - 1).trim().is_empty() {
+                j -= 1;
+            }
+            Some(Hole {
+                kind,
+                start: lines.starts[o + 1],
+                end: lines.starts[j],
+            })
+        }
+    }
+}
+
+/// The last lines of `text` that fit in `budget` tokens (whole lines; a single line longer
+/// than the budget is cut at the front).
+fn tail_lines(tok: &Tokenizer, text: &str, budget: usize) -> Result<String> {
+    let mut used = 0;
+    let mut start = text.len();
+    for (i, _) in text[..text.len().saturating_sub(1)]
+        .rmatch_indices('\n')
+        .chain([(usize::MAX, "")])
+    {
+        let from = if i == usize::MAX { 0 } else { i + 1 };
+        let n = tok.count(&text[from..start])?;
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        start = from;
+    }
+    Ok(text[start..].to_string())
+}
+
+/// The first lines of `text` that fit in `budget` tokens.
+fn head_lines(tok: &Tokenizer, text: &str, budget: usize) -> Result<String> {
+    let mut used = 0;
+    let mut end = 0;
+    while end < text.len() {
+        let next = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
+        let n = tok.count(&text[end..next])?;
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        end = next;
+    }
+    Ok(text[..end].to_string())
+}
+
+/// Renders the sample for `hole`: the prompt as the server builds it, then the middle and the
+/// end-of-text token, the loss taken on those last two. `None` when the middle is too long.
+pub fn render_sample(
+    tok: &Tokenizer,
+    format: FimFormat,
+    text: &str,
+    hole: &Hole,
+    opts: &SampleOptions,
+) -> Result<Option<Sample>> {
+    let middle = tok.encode(&text[hole.start..hole.end])?;
+    if middle.is_empty() || middle.len() > opts.max_middle {
+        return Ok(None);
+    }
+    let eos = tok.eos().unwrap_or(0);
+    let suffix = head_lines(tok, &text[hole.end..], opts.max_suffix)?;
+    let suffix_tokens = tok.count(&suffix)?;
+    let markup = 3;
+    let budget = opts
+        .seq
+        .saturating_sub(middle.len() + 1 + suffix_tokens + markup);
+    let prefix = tail_lines(tok, &text[..hole.start], budget)?;
+    let mut tokens = render(
+        tok,
+        format,
+        &FimPrompt {
+            prefix,
+            suffix,
+            ..FimPrompt::default()
+        },
+    )?;
+    let target_from = tokens.len();
+    tokens.extend(middle);
+    tokens.push(eos);
+    // Token counts of pieces can differ from the whole by a token or two at the seams.
+    if tokens.len() > opts.seq + 4 {
+        let cut = tokens.len() - opts.seq;
+        if cut >= target_from {
+            return Ok(None);
+        }
+        tokens.drain(1..=cut);
+        return Ok(Some(Sample {
+            target_from: target_from - cut,
+            tokens,
+        }));
+    }
+    Ok(Some(Sample {
+        tokens,
+        target_from,
+    }))
+}
+
+/// Samples for `files`, deterministic for a seed and independent of the order of files.
+pub fn samples(
+    tok: &Tokenizer,
+    format: FimFormat,
+    files: &[SourceFile],
+    opts: &SampleOptions,
+) -> Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for f in files {
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(opts.seed.to_le_bytes())
+            .chain_update(f.path.as_bytes())
+            .finalize()
+            .into();
+        let mut rng = StdRng::from_seed(digest);
+        let want = ((f.text.len() as f64 / 1000.0 * opts.per_kb).round() as usize).max(1);
+        let mut tries = 0;
+        let mut got = 0;
+        while got < want && tries < want * 4 {
+            tries += 1;
+            let kind = match rng.gen_range(0..10) {
+                0..=4 => HoleKind::Line,
+                5..=7 => HoleKind::Lines,
+                _ => HoleKind::Block,
+            };
+            let Some(hole) = pick_hole(&f.text, kind, &mut rng) else {
+                continue;
+            };
+            if let Some(s) = render_sample(tok, format, &f.text, &hole, opts)? {
+                out.push(s);
+                got += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PY: &str =
+        "import os\n\ndef area(w, h):\n    x = w * h\n    return x\n\nprint(area(2, 3))\n";
+
+    #[test]
+    fn holes_are_the_rest_of_a_line_whole_lines_or_a_body() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..50 {
+            let h = pick_hole(PY, HoleKind::Line, &mut rng).unwrap();
+            let mid = &PY[h.start..h.end];
+            assert!(
+                !mid.contains('\n') && PY[h.end..].starts_with('\n'),
+                "{mid:?}"
+            );
+            let h = pick_hole(PY, HoleKind::Lines, &mut rng).unwrap();
+            let mid = &PY[h.start..h.end];
+            assert!(
+                mid.ends_with('\n') && (h.start == 0 || PY[..h.start].ends_with('\n')),
+                "{mid:?}"
+            );
+            let h = pick_hole(PY, HoleKind::Block, &mut rng).unwrap();
+            assert_eq!(&PY[h.start..h.end], "    x = w * h\n    return x\n");
+        }
+        assert!(pick_hole("x = 1\n", HoleKind::Block, &mut rng).is_none());
+        assert!(pick_hole("\n\n", HoleKind::Line, &mut rng).is_none());
+    }
+
+    #[test]
+    fn samples_fit_the_length_and_score_only_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        moat_engine::tiny::write_tiny_model(&path, &moat_engine::tiny::TinySpec::default())
+            .unwrap();
+        let f = moat_engine::gguf::GgufFile::open(&path).unwrap();
+        let tok = Tokenizer::from_gguf(&f.content).unwrap();
+        let long: String = (0..200)
+            .map(|i| format!("def f{i}(n):\n    return n + {i}\n\n"))
+            .collect();
+        let file = SourceFile {
+            path: "m.py".into(),
+            lang: moat_index::Lang::Python,
+            text: long.clone(),
+        };
+        let opts = SampleOptions {
+            seq: 128,
+            ..SampleOptions::default()
+        };
+        let s = samples(&tok, FimFormat::Qwen, std::slice::from_ref(&file), &opts).unwrap();
+        assert!(s.len() >= long.len() / 1000, "{} samples", s.len());
+        let middle = tok.token_id("<|fim_middle|>").unwrap();
+        for x in &s {
+            assert!(x.tokens.len() <= 128 + 4, "{}", x.tokens.len());
+            assert_eq!(x.tokens[x.target_from - 1], middle);
+            assert_eq!(*x.tokens.last().unwrap(), tok.eos().unwrap());
+            let mid = tok
+                .decode(&x.tokens[x.target_from..x.tokens.len() - 1])
+                .unwrap();
+            assert!(long.contains(&mid), "{mid:?}");
+        }
+        // Deterministic.
+        assert_eq!(s, samples(&tok, FimFormat::Qwen, &[file], &opts).unwrap());
+    }
+}
