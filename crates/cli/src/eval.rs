@@ -66,6 +66,9 @@ pub struct RepoArgs {
     /// repository markup).
     #[arg(long, default_value = "repo")]
     style: String,
+    /// Cut holes only from the files this adapter directory's tuning run held out.
+    #[arg(long)]
+    held_out: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -144,7 +147,16 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
     if stats.files == 0 {
         bail!("{}: no source files to cut holes from", root.display());
     }
-    let holes = holes::sample(&index, a.holes, a.seed);
+    let holes = match &a.held_out {
+        Some(dir) => {
+            let m = moat_tune::manifest::Manifest::read(dir)?;
+            holes::sample_from(&index, &m.held_out_files, a.holes, a.seed)
+        }
+        None => holes::sample(&index, a.holes, a.seed),
+    };
+    if holes.is_empty() {
+        bail!("no place for a hole in the chosen files");
+    }
     let mut engine = load_engine(a.common.model.as_deref())?;
     let settings = repo::Settings {
         repo_name: root

@@ -11,6 +11,7 @@ mod lsp;
 mod model;
 mod progress;
 mod report;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,8 @@ enum Command {
     /// Measure completion quality (exact match) on public data or a repository.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Fine-tune the model on a repository (LoRA), judged on held-out files.
+    Tune(tune::TuneArgs),
 }
 
 fn main() {
@@ -103,6 +106,7 @@ fn main() {
         Command::Symbols(args) => index::run_symbols(args),
         Command::Similar(args) => index::run_similar(args),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Tune(a) => tune::run(a),
         Command::Lsp(args) => lsp::run(args, threads),
         Command::Report(args) => report::run(args),
     };

@@ -74,6 +74,13 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 );
             }
             println!("(* default; cache: {})", store.root().display());
+            let adapters = crate::tune::list_adapters();
+            if !adapters.is_empty() {
+                println!("\nadapters (`moat tune`; serve one with --model <dir>/merged.gguf):");
+                for a in adapters {
+                    println!("{a}");
+                }
+            }
         }
         ModelCommand::Fetch { name } => {
             let m = manifest(name.as_deref())?;

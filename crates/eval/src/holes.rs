@@ -161,6 +161,11 @@ fn block_hole(index: &Index, path: &str, text: &str, rng: &mut Rng) -> Option<(u
 /// `n` holes from the indexed files of `index`, 40% line, 30% mid-line, 30% block.
 pub fn sample(index: &Index, n: usize, seed: u64) -> Vec<Hole> {
     let paths: Vec<String> = index.paths().map(String::from).collect();
+    sample_from(index, &paths, n, seed)
+}
+
+/// `n` holes from `paths` only (e.g. the files a tuning run held out).
+pub fn sample_from(index: &Index, paths: &[String], n: usize, seed: u64) -> Vec<Hole> {
     let mut rng = Rng::new(seed);
     let mut out: Vec<Hole> = Vec::new();
     let mut attempts = 0;

@@ -118,7 +118,9 @@ impl CustomOp1 for QuantOp {
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        // Dequantized per call rather than kept: the model stays at its quantized size.
+        // Dequantized per call rather than kept: the model stays at its quantized size. Measured
+        // on the 0.5B model (2 threads, sequence 246): keeping the f32 copies is 5% faster for
+        // 2 GB more, and Wᵀ in Q8_0 through the int8 kernel was 8% slower than this.
         let w = self.q.dequantize(grad.device())?;
         Ok(Some(grad.broadcast_matmul(&w)?))
     }

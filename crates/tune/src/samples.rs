@@ -159,11 +159,15 @@ pub fn pick_hole(text: &str, kind: HoleKind, rng: &mut StdRng) -> Option<Hole> {
 fn tail_lines(tok: &Tokenizer, text: &str, budget: usize) -> Result<String> {
     let mut used = 0;
     let mut start = text.len();
-    for (i, _) in text[..text.len().saturating_sub(1)]
-        .rmatch_indices('\n')
-        .chain([(usize::MAX, "")])
-    {
-        let from = if i == usize::MAX { 0 } else { i + 1 };
+    while start > 0 {
+        // The line ending at `start` (with its newline; `\n` is one byte, so this stays on a
+        // character boundary).
+        let search_end = if text.as_bytes()[start - 1] == b'\n' {
+            start - 1
+        } else {
+            start
+        };
+        let from = text[..search_end].rfind('\n').map_or(0, |i| i + 1);
         let n = tok.count(&text[from..start])?;
         if used + n > budget {
             break;
@@ -305,6 +309,14 @@ mod tests {
             assert_eq!(&PY[h.start..h.end], "    x = w * h\n    return x\n");
         }
         assert!(pick_hole("x = 1\n", HoleKind::Block, &mut rng).is_none());
+        // Multi-byte characters at the ends of lines and of the text.
+        let t = "s = 'é'\nt = 'ü'";
+        for _ in 0..50 {
+            for kind in [HoleKind::Line, HoleKind::Lines] {
+                let h = pick_hole(t, kind, &mut rng).unwrap();
+                assert!(t.is_char_boundary(h.start) && t.is_char_boundary(h.end));
+            }
+        }
         assert!(pick_hole("\n\n", HoleKind::Line, &mut rng).is_none());
     }
 
@@ -316,9 +328,10 @@ mod tests {
             .unwrap();
         let f = moat_engine::gguf::GgufFile::open(&path).unwrap();
         let tok = Tokenizer::from_gguf(&f.content).unwrap();
-        let long: String = (0..200)
-            .map(|i| format!("def f{i}(n):\n    return n + {i}\n\n"))
+        let mut long: String = (0..150)
+            .map(|i| format!("def f{i}(n):\n    # café ü\n    return n + {i}\n\n"))
             .collect();
+        long.push_str("x = 'é'");
         let file = SourceFile {
             path: "m.py".into(),
             lang: moat_index::Lang::Python,
