@@ -23,8 +23,37 @@ fn manifest(name: Option<&str>) -> Result<Manifest> {
     })
 }
 
-/// A model given as a name (fetched and prepared on first use) or as a path to any GGUF.
+/// `adapter:NAME`: the merged model of a tuned adapter, only if it beat the base model on its
+/// held-out files (its `merged.gguf` path can still be given directly to force it).
+fn adapter_model(spec: &str) -> Option<std::result::Result<PathBuf, String>> {
+    let name = spec.strip_prefix("adapter:")?;
+    let dir = crate::tune::adapters_dir().join(name);
+    let check = || {
+        let m = moat_tune::manifest::Manifest::read(&dir)
+            .map_err(|e| format!("adapter {name}: {e}"))?;
+        if !m.results.as_ref().is_some_and(|r| r.better) {
+            return Err(format!(
+                "adapter {name} did not beat the base model on its held-out files; give the path {} to use it anyway",
+                dir.join("merged.gguf").display()
+            ));
+        }
+        let merged = dir.join("merged.gguf");
+        if !merged.is_file() {
+            return Err(format!(
+                "adapter {name} is not merged yet: run `moat tune merge {name}`"
+            ));
+        }
+        Ok(merged)
+    };
+    Some(check())
+}
+
+/// A model given as a name (fetched and prepared on first use), as a path to any GGUF, or
+/// as `adapter:NAME`.
 pub fn resolve(model: Option<&str>) -> Result<PathBuf> {
+    if let Some(r) = model.and_then(adapter_model) {
+        return r.map_err(anyhow::Error::msg);
+    }
     if let Some(m) = model {
         let p = PathBuf::from(m);
         if p.is_file() {
@@ -76,7 +105,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("(* default; cache: {})", store.root().display());
             let adapters = crate::tune::list_adapters();
             if !adapters.is_empty() {
-                println!("\nadapters (`moat tune`; serve one with --model <dir>/merged.gguf):");
+                println!("\nadapters (`moat tune`; serve one with --model adapter:NAME):");
                 for a in adapters {
                     println!("{a}");
                 }
@@ -124,6 +153,9 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
 /// The model file for the language server: a path, or a built-in model already fetched.
 /// Never downloads (the server opens no connection); says how to fetch instead.
 pub fn locate_offline(model: Option<&str>) -> std::result::Result<PathBuf, String> {
+    if let Some(r) = model.and_then(adapter_model) {
+        return r;
+    }
     if let Some(m) = model {
         let p = PathBuf::from(m);
         if p.is_file() {

@@ -14,6 +14,7 @@ use moat_tune::merge::merge;
 use moat_tune::pipeline::{load_adapter, prepare, train_and_save, TuneOptions};
 use moat_tune::samples::SampleOptions;
 use moat_tune::{LoadOptions, TrainConfig, TrainModel};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -73,6 +74,12 @@ struct RunArgs {
     /// Share of files held out for evaluation (at least 3 files).
     #[arg(long, default_value_t = 0.1)]
     holdout: f64,
+    /// Weight up the N files git saw change most recently (uncommitted first).
+    #[arg(long, default_value_t = 0)]
+    recent: usize,
+    /// How many times the samples a recent file gets.
+    #[arg(long, default_value_t = 2.0)]
+    recent_weight: f64,
     /// Training samples per 1,000 bytes of source.
     #[arg(long, default_value_t = 1.0)]
     per_kb: f64,
@@ -164,6 +171,8 @@ fn tune(a: RunArgs) -> Result<()> {
         data: DataOptions {
             holdout: a.holdout,
             seed: a.seed,
+            recent_files: a.recent,
+            recent_weight: a.recent_weight,
             ..DataOptions::default()
         },
         samples: SampleOptions {
@@ -200,8 +209,9 @@ fn tune(a: RunArgs) -> Result<()> {
     let s = &data.corpus.summary;
     let skipped: Vec<String> = s.skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
     eprintln!(
-        "data: {} training files, {} held out ({} KB); skipped: {}",
+        "data: {} training files ({} weighted as recent), {} held out ({} KB); skipped: {}",
         s.train_files,
+        s.recent_weighted,
         s.held_out_files,
         s.bytes / 1000,
         if skipped.is_empty() {
@@ -231,9 +241,17 @@ fn tune(a: RunArgs) -> Result<()> {
     }
     let stop = AtomicBool::new(false);
     let mut last_eval = String::new();
+    // Without a terminal the bar is hidden: a line per evaluation instead (logs, CI).
+    let lines = !std::io::stderr().is_terminal();
     let (lora, mut manifest) = train_and_save(&model, &data, &opts, &stop, &mut |p| {
         if let Some(h) = p.held_out {
             last_eval = format!(" held-out {h:.3}");
+            if lines {
+                eprintln!(
+                    "update {}/{}: loss {:.3}, held-out {h:.3}, {:.1} tokens/s",
+                    p.step, p.steps, p.loss, p.tokens_per_s
+                );
+            }
         }
         bar.set_position(p.step as u64);
         bar.set_message(format!(
@@ -244,6 +262,10 @@ fn tune(a: RunArgs) -> Result<()> {
     bar.finish_and_clear();
     drop(model);
     if a.quality_holes > 0 {
+        eprintln!(
+            "scoring {} held-out completions with the base model, then with the adapter",
+            a.quality_holes
+        );
         let merged = out.join("merged.gguf");
         merge(&base, &lora, &name, &merged)?;
         let files = &manifest.held_out_files;

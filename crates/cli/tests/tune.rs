@@ -58,7 +58,10 @@ fn tune_merge_list_and_errors() {
     first.extend(args);
     let (ok, out, err) = moat(&first, &home);
     assert!(ok, "{err}");
-    assert!(err.contains("data: 9 training files, 3 held out"), "{err}");
+    assert!(
+        err.contains("data: 9 training files (0 weighted as recent), 3 held out"),
+        "{err}"
+    );
     assert!(
         out.contains("held-out") && out.contains("exact match (3 holes)"),
         "{out}"
@@ -122,6 +125,24 @@ fn tune_merge_list_and_errors() {
     );
     assert!(ok, "the merged model serves completions: {out} {err}");
 
+    // `adapter:NAME` serves the merged model when the adapter beat the base, else says why.
+    let (ok, out, err) = moat(
+        &[
+            "complete",
+            &format!("{r}/m0.py:2:5"),
+            "--model",
+            "adapter:shop",
+            "--context",
+            "none",
+        ],
+        &home,
+    );
+    if better {
+        assert!(ok, "{out} {err}");
+    } else {
+        assert!(!ok && err.contains("did not beat the base model"), "{err}");
+    }
+
     // Another base model is refused by checksum.
     let other = dir.path().join("other.gguf");
     write_tiny_model(
@@ -152,6 +173,10 @@ fn tune_merge_list_and_errors() {
     let (ok, out, err) = moat(&again, &home);
     assert!(ok && err.contains("resuming from the checkpoint"), "{err}");
     assert!(out.contains("trained 8 updates"), "{out}");
+
+    // A sequence far too long for this machine's memory is refused up front, with advice.
+    let (ok, _, err) = moat(&["tune", r, "--model", m, "--seq", "100000"], &home);
+    assert!(!ok && err.contains("try --seq 50000"), "{err}");
 
     // Nothing to learn from.
     let empty = dir.path().join("empty");

@@ -16,6 +16,8 @@ pub struct SourceFile {
     pub path: String,
     pub lang: Lang,
     pub text: String,
+    /// Samples are cut in proportion to size times this (recently changed files: more).
+    pub weight: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +28,10 @@ pub struct DataOptions {
     pub min_holdout: usize,
     pub seed: u64,
     pub walk: WalkOptions,
+    /// The files git saw change most recently (uncommitted, then the latest commits) get
+    /// `recent_weight` times the samples; 0 files: no weighting.
+    pub recent_files: usize,
+    pub recent_weight: f64,
 }
 
 impl Default for DataOptions {
@@ -35,6 +41,8 @@ impl Default for DataOptions {
             min_holdout: 3,
             seed: 1,
             walk: WalkOptions::default(),
+            recent_files: 0,
+            recent_weight: 2.0,
         }
     }
 }
@@ -45,6 +53,9 @@ pub struct DataSummary {
     pub train_files: usize,
     pub held_out_files: usize,
     pub bytes: usize,
+    /// Training files weighted up as recently changed.
+    #[serde(default)]
+    pub recent_weighted: usize,
     /// Reason → files.
     pub skipped: BTreeMap<String, usize>,
 }
@@ -86,6 +97,7 @@ pub fn collect(root: &Path, opts: &DataOptions) -> Result<Corpus> {
                         path: rel,
                         lang,
                         text,
+                        weight: 1.0,
                     });
                 }
             }
@@ -131,6 +143,16 @@ pub fn collect(root: &Path, opts: &DataOptions) -> Result<Corpus> {
     held_out.sort_by(|a, b| a.path.cmp(&b.path));
     let mut train = train;
     train.sort_by(|a, b| a.path.cmp(&b.path));
+    if opts.recent_files > 0 {
+        // Outside git there is no history to weight by; every file keeps weight 1.
+        let recent = moat_index::git::recent_files(root, opts.recent_files).unwrap_or_default();
+        for f in &mut train {
+            if recent.contains(&f.path) {
+                f.weight = opts.recent_weight;
+                summary.recent_weighted += 1;
+            }
+        }
+    }
     summary.train_files = train.len();
     summary.held_out_files = held_out.len();
     summary.bytes = train.iter().chain(&held_out).map(|f| f.text.len()).sum();
@@ -191,6 +213,47 @@ mod tests {
             .held_out
             .iter()
             .all(|h| !c.train.iter().any(|t| t.path == h.path)));
+    }
+
+    #[test]
+    fn recently_changed_files_weigh_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for i in 0..8 {
+            write(root, &format!("m{i}.py"), &format!("x = {i}\n"));
+        }
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "."]);
+        git(&["commit", "-qm", "one"]);
+        let opts = DataOptions {
+            recent_files: 1,
+            ..DataOptions::default()
+        };
+        // Nothing changed since the commit that added everything: all 8 are "recent" in
+        // that commit, so ask for one and edit one training file to be it.
+        let first = collect(root, &DataOptions::default()).unwrap();
+        let edited = first.train[2].path.clone();
+        write(root, &edited, "x = 'changed'\n");
+        let c = collect(root, &opts).unwrap();
+        for f in &c.train {
+            let want = if f.path == edited { 2.0 } else { 1.0 };
+            assert_eq!(f.weight, want, "{}", f.path);
+        }
+        assert_eq!(c.summary.recent_weighted, 1);
     }
 
     #[test]

@@ -25,6 +25,16 @@ pub enum TuneError {
     BaseMismatch { expected: String, found: String },
     #[error("bad adapter or checkpoint {path}: {detail}")]
     BadAdapter { path: PathBuf, detail: String },
+    #[error(
+        "training needs about {need_mb} MB at sequence length {seq} but {available_mb} MB are free; \
+         try --seq {half} (or fewer adapted modules, a smaller --rank)"
+    )]
+    OutOfMemory {
+        need_mb: u64,
+        available_mb: u64,
+        seq: usize,
+        half: usize,
+    },
     #[error("invalid setting: {0}")]
     Invalid(String),
 }

@@ -58,7 +58,8 @@ pub struct Results {
 pub struct Manifest {
     pub format: u32,
     pub name: String,
-    pub created: String,
+    /// Seconds since 1970 (UTC).
+    pub created_unix: u64,
     pub base: Base,
     pub lora: LoraConfig,
     pub train: TrainConfig,

@@ -132,6 +132,11 @@ impl TrainModel {
         })
     }
 
+    /// The longest sequence the rotary tables cover.
+    pub fn max_positions(&self) -> usize {
+        self.cos.dim(0).unwrap_or(0)
+    }
+
     /// `(in, out)` features of a target projection.
     pub fn dims(&self, layer: usize, t: Target) -> (usize, usize) {
         let c = &self.cfg;

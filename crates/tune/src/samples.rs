@@ -260,7 +260,8 @@ pub fn samples(
             .finalize()
             .into();
         let mut rng = StdRng::from_seed(digest);
-        let want = ((f.text.len() as f64 / 1000.0 * opts.per_kb).round() as usize).max(1);
+        let want =
+            ((f.text.len() as f64 / 1000.0 * opts.per_kb * f.weight).round() as usize).max(1);
         let mut tries = 0;
         let mut got = 0;
         while got < want && tries < want * 4 {
@@ -336,6 +337,7 @@ mod tests {
             path: "m.py".into(),
             lang: moat_index::Lang::Python,
             text: long.clone(),
+            weight: 1.0,
         };
         let opts = SampleOptions {
             seq: 128,
