@@ -2,20 +2,9 @@
 //! panic. These use a tiny model, so they need no download.
 
 use moat_engine::tiny::{write_tiny_model, TinySpec};
-use std::process::Command;
 
-fn moat(args: &[&str], home: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_moat"))
-        .args(args)
-        .env("MOAT_HOME", home)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::moat;
 
 #[test]
 fn bad_inputs_are_clear_errors() {

@@ -3,21 +3,9 @@
 //! and clear errors.
 
 use moat_engine::tiny::{write_tiny_model, TinySpec};
-use std::path::Path;
-use std::process::Command;
 
-fn moat(args: &[&str], home: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_moat"))
-        .args(args)
-        .env("MOAT_HOME", home)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::moat;
 
 #[test]
 fn tune_merge_list_and_errors() {

@@ -1,7 +1,8 @@
 //! Opening a GGUF file with every failure turned into a clear [`EngineError`].
 
 use crate::error::{EngineError, Result};
-use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::gguf_file::{self, Content, Value};
+use candle_core::quantized::QTensor;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -83,4 +84,33 @@ impl GgufFile {
                 detail: format!("tensor {name}: {e}"),
             })
     }
+}
+
+/// Writes `tensors` with the metadata of `src`, `key` set to `value`, to `dst`, synced to
+/// disk (for files derived from another: a prepared model, a merged adapter).
+pub fn write_derived(
+    src: &Content,
+    tensors: &[(String, QTensor)],
+    key: &str,
+    value: &str,
+    dst: &Path,
+) -> Result<()> {
+    let mut keys: Vec<&String> = src.metadata.keys().collect();
+    keys.sort();
+    let marker = Value::String(value.to_string());
+    let mut metadata: Vec<(&str, &Value)> = keys
+        .iter()
+        .filter(|k| k.as_str() != key)
+        .map(|k| (k.as_str(), &src.metadata[*k]))
+        .collect();
+    metadata.push((key, &marker));
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let io = |source| EngineError::Io {
+        path: dst.to_path_buf(),
+        source,
+    };
+    let mut w = std::io::BufWriter::new(File::create(dst).map_err(io)?);
+    gguf_file::write(&mut w, &metadata, &refs)?;
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)
 }

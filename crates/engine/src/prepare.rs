@@ -5,12 +5,11 @@
 //! Formats without a fast kernel here (Q4_0, Q4_1, Q5_1, and Q5_0 elsewhere, where candle's
 //! Q5_0 code is scalar) become Q8_0, which loses almost nothing.
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::qmat::QMat;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::Device;
-use std::io::BufWriter;
 use std::path::Path;
 
 /// Written into the prepared file so that a stale preparation can be recognised.
@@ -60,24 +59,7 @@ pub fn prepare(src: &Path, dst: &Path) -> Result<PrepareReport> {
         };
         tensors.push((name, t));
     }
-    let mut keys: Vec<&String> = f.content.metadata.keys().collect();
-    keys.sort();
-    let marker = gguf_file::Value::String(prepared_version().to_string());
-    let mut metadata: Vec<(&str, &gguf_file::Value)> = keys
-        .iter()
-        .filter(|k| k.as_str() != PREPARED_KEY)
-        .map(|k| (k.as_str(), &f.content.metadata[*k]))
-        .collect();
-    metadata.push((PREPARED_KEY, &marker));
-    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let io = |source| EngineError::Io {
-        path: dst.to_path_buf(),
-        source,
-    };
-    let mut w = BufWriter::new(std::fs::File::create(dst).map_err(io)?);
-    gguf_file::write(&mut w, &metadata, &refs)?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
+    crate::gguf::write_derived(&f.content, &tensors, PREPARED_KEY, prepared_version(), dst)?;
     Ok(report)
 }
 

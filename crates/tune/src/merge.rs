@@ -3,10 +3,9 @@
 
 use crate::error::{io, Result, TuneError};
 use crate::lora::{Lora, Target};
-use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 use moat_engine::gguf::GgufFile;
-use std::io::BufWriter;
 use std::path::Path;
 
 /// Metadata key naming the adapter a merged file carries.
@@ -55,20 +54,7 @@ pub fn merge(base: &Path, lora: &Lora, adapter_name: &str, out: &Path) -> Result
             "the base model has {merged} of the adapter's {expected} weights: wrong base model?"
         )));
     }
-    let mut keys: Vec<&String> = f.content.metadata.keys().collect();
-    keys.sort();
-    let marker = gguf_file::Value::String(adapter_name.to_string());
-    let mut metadata: Vec<(&str, &gguf_file::Value)> = keys
-        .iter()
-        .filter(|k| k.as_str() != ADAPTER_KEY)
-        .map(|k| (k.as_str(), &f.content.metadata[*k]))
-        .collect();
-    metadata.push((ADAPTER_KEY, &marker));
-    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let tmp = out.with_extension("gguf.tmp");
-    let mut w = BufWriter::new(std::fs::File::create(&tmp).map_err(io(&tmp))?);
-    gguf_file::write(&mut w, &metadata, &refs)?;
-    let file = w.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
-    file.sync_all().map_err(io(&tmp))?;
+    moat_engine::gguf::write_derived(&f.content, &tensors, ADAPTER_KEY, adapter_name, &tmp)?;
     std::fs::rename(&tmp, out).map_err(io(out))
 }

@@ -266,6 +266,16 @@ impl TrainModel {
         self.output.forward(&rows)
     }
 
+    /// Logits after the last of `tokens` (`[vocab]`, f32).
+    pub fn last_logits(&self, tokens: &[u32], lora: Option<&Lora>, ops: Ops) -> Result<Vec<f32>> {
+        let h = self.hidden(tokens, lora, ops, None)?;
+        let logits = self.logits_at(&h, &[tokens.len().saturating_sub(1)])?;
+        Ok(logits
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?)
+    }
+
     /// Mean cross-entropy of predicting `tokens[from..]`, each from what precedes it.
     pub fn loss(
         &self,

@@ -83,14 +83,7 @@ fn forward_matches_the_engine() {
     let mut ours = Vec::new();
     for ops in [Ops::Fused, Ops::Differentiable] {
         let lora = lora_for(&model, LoraConfig::default(), 1);
-        let h = model.hidden(&tokens, Some(&lora), ops, None).unwrap();
-        let got = model
-            .logits_at(&h, &[tokens.len() - 1])
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let got = model.last_logits(&tokens, Some(&lora), ops).unwrap();
         let err = max_err(&own, &got);
         eprintln!("{ops:?}: max error {err}, tolerance {tolerance}");
         assert!(

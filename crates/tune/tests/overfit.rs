@@ -116,16 +116,7 @@ fn tuning_teaches_the_repository_identifier() {
         .unwrap();
     let merged_logits = after.logits(&tokens).unwrap();
     let base_logits = before.logits(&tokens).unwrap();
-    let h = model
-        .hidden(&tokens, Some(&lora), Ops::Fused, None)
-        .unwrap();
-    let unmerged = model
-        .logits_at(&h, &[tokens.len() - 1])
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let unmerged = model.last_logits(&tokens, Some(&lora), Ops::Fused).unwrap();
     let dist = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)
