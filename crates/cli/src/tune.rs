@@ -83,6 +83,9 @@ struct RunArgs {
     /// Training samples per 1,000 bytes of source.
     #[arg(long, default_value_t = 1.0)]
     per_kb: f64,
+    /// Training samples at most (a large repository is thinned evenly).
+    #[arg(long, default_value_t = 20_000)]
+    max_samples: usize,
     /// Held-out samples for the held-out loss.
     #[arg(long, default_value_t = 32)]
     held_out_samples: usize,
@@ -178,6 +181,7 @@ fn tune(a: RunArgs) -> Result<()> {
         samples: SampleOptions {
             seq: a.seq,
             per_kb: a.per_kb,
+            max_samples: a.max_samples,
             seed: a.seed,
             ..SampleOptions::default()
         },

@@ -33,6 +33,8 @@ pub struct SampleOptions {
     pub max_suffix: usize,
     /// Samples per 1,000 bytes of source (at least one per file).
     pub per_kb: f64,
+    /// At most this many samples in all (a monorepo is thinned evenly, not truncated).
+    pub max_samples: usize,
     pub seed: u64,
 }
 
@@ -43,6 +45,7 @@ impl Default for SampleOptions {
             max_middle: 48,
             max_suffix: 64,
             per_kb: 1.0,
+            max_samples: 20_000,
             seed: 1,
         }
     }
@@ -252,6 +255,9 @@ pub fn samples(
     files: &[SourceFile],
     opts: &SampleOptions,
 ) -> Result<Vec<Sample>> {
+    let want_of = |f: &SourceFile| f.text.len() as f64 / 1000.0 * opts.per_kb * f.weight;
+    let total: f64 = files.iter().map(|f| want_of(f).max(1.0)).sum();
+    let thin = (opts.max_samples as f64 / total.max(1.0)).min(1.0);
     let mut out = Vec::new();
     for f in files {
         let digest: [u8; 32] = Sha256::new()
@@ -260,8 +266,13 @@ pub fn samples(
             .finalize()
             .into();
         let mut rng = StdRng::from_seed(digest);
-        let want =
-            ((f.text.len() as f64 / 1000.0 * opts.per_kb * f.weight).round() as usize).max(1);
+        let want = if thin < 1.0 {
+            // Thinned: the fractional part decides by chance, so small files still count.
+            let x = want_of(f).max(1.0) * thin;
+            x.floor() as usize + usize::from(rng.gen::<f64>() < x.fract())
+        } else {
+            (want_of(f).round() as usize).max(1)
+        };
         let mut tries = 0;
         let mut got = 0;
         while got < want && tries < want * 4 {
@@ -356,6 +367,25 @@ mod tests {
             assert!(long.contains(&mid), "{mid:?}");
         }
         // Deterministic.
-        assert_eq!(s, samples(&tok, FimFormat::Qwen, &[file], &opts).unwrap());
+        assert_eq!(
+            s,
+            samples(&tok, FimFormat::Qwen, std::slice::from_ref(&file), &opts).unwrap()
+        );
+        // A cap thins many files evenly.
+        let many: Vec<SourceFile> = (0..200)
+            .map(|i| SourceFile {
+                path: format!("m{i}.py"),
+                text: format!("def f{i}(n):\n    return n + {i}\n"),
+                ..file.clone()
+            })
+            .collect();
+        let capped = SampleOptions {
+            max_samples: 50,
+            ..opts.clone()
+        };
+        let n = samples(&tok, FimFormat::Qwen, &many, &capped)
+            .unwrap()
+            .len();
+        assert!((30..=70).contains(&n), "{n} samples for a cap of 50");
     }
 }
