@@ -272,9 +272,13 @@ fn tune(a: RunArgs) -> Result<()> {
         );
         let merged = out.join("merged.gguf");
         merge(&base, &lora, &name, &merged)?;
-        let files = &manifest.held_out_files;
-        let before = quality(&base, &root, files, a.quality_holes, a.seed)?;
-        let after = quality(&merged, &root, files, a.quality_holes, a.seed)?;
+        let (mut index, _) = crate::index::open(&root)?;
+        let holes = holes::sample_from(&index, &manifest.held_out_files, a.quality_holes, a.seed);
+        if holes.is_empty() {
+            bail!("no place for a hole in the held-out files");
+        }
+        let before = quality(&base, &mut index, &holes)?;
+        let after = quality(&merged, &mut index, &holes)?;
         if let Some(r) = manifest.results.as_mut() {
             r.quality_before = Some(before);
             r.quality_after = Some(after);
@@ -292,13 +296,8 @@ fn tune(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Exact match and edit similarity of `model` on holes cut from `files` only.
-fn quality(model: &Path, root: &Path, files: &[String], n: usize, seed: u64) -> Result<Quality> {
-    let (mut index, _) = crate::index::open(root)?;
-    let holes = holes::sample_from(&index, files, n, seed);
-    if holes.is_empty() {
-        bail!("no place for a hole in the held-out files");
-    }
+/// Exact match and edit similarity of `model` on `holes` (file context, as served).
+fn quality(model: &Path, index: &mut moat_index::Index, holes: &[holes::Hole]) -> Result<Quality> {
     let mut engine = Engine::load(model, &EngineOptions::default())
         .with_context(|| format!("loading {}", model.display()))?;
     let settings = repo::Settings {
@@ -310,8 +309,8 @@ fn quality(model: &Path, root: &Path, files: &[String], n: usize, seed: u64) -> 
     let bar = crate::progress::bar(holes.len() as u64, "held-out completions");
     let outcomes = repo::run(
         &mut engine,
-        &mut index,
-        &holes,
+        index,
+        holes,
         &[ContextMode::File],
         &settings,
         &mut |_| bar.inc(1),

@@ -291,7 +291,7 @@ pub fn rope_tables(cfg: &ModelConfig, n: usize, dev: &Device) -> Result<(Tensor,
 }
 
 /// Additive mask for `groups` stacked query heads of `t` rows each, starting at `pos`.
-fn causal_mask(groups: usize, t: usize, pos: usize, dev: &Device) -> Result<Tensor> {
+pub fn causal_mask(groups: usize, t: usize, pos: usize, dev: &Device) -> Result<Tensor> {
     let total = pos + t;
     let mut m = vec![0f32; groups * t * total];
     for g in 0..groups {

@@ -9,7 +9,7 @@ pub mod attention;
 mod cancel;
 pub mod config;
 mod decoder;
-pub use decoder::rope_tables;
+pub use decoder::{causal_mask, rope_tables};
 pub mod device;
 mod engine;
 pub mod error;

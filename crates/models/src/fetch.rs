@@ -165,8 +165,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// SHA-256 of a whole file.
-pub(crate) fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
+/// SHA-256 of a whole file (its size, and the digest in hex).
+pub fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<(u64, String)> {
     let mut f = File::open(path).map_err(io(path))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 pub enum TuneError {
     #[error(transparent)]
     Engine(#[from] moat_engine::EngineError),
+    #[error(transparent)]
+    Model(#[from] moat_models::ModelError),
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {source}")]

@@ -13,11 +13,7 @@ use std::sync::Arc;
 
 /// `y = x · Wᵀ` for a weight `W` of shape `[n, k]` that gets no gradient.
 pub enum Frozen {
-    Quantized {
-        op: Arc<Box<dyn CustomOp1 + Send + Sync>>,
-        q: Arc<QTensor>,
-        n: usize,
-    },
+    Quantized(Arc<Box<dyn CustomOp1 + Send + Sync>>),
     Dense(Tensor),
 }
 
@@ -40,38 +36,14 @@ impl Frozen {
         }
         let q = Arc::new(q);
         let own = QMat::from_qtensor(q.clone());
-        let op: Box<dyn CustomOp1 + Send + Sync> = Box::new(QuantOp {
-            q: q.clone(),
-            own,
-            n,
-            k,
-        });
-        Ok(Self::Quantized {
-            op: Arc::new(op),
-            q,
-            n,
-        })
-    }
-
-    pub fn out_features(&self) -> usize {
-        match self {
-            Self::Quantized { n, .. } => *n,
-            Self::Dense(w) => w.dim(0).unwrap_or(0),
-        }
+        let op: Box<dyn CustomOp1 + Send + Sync> = Box::new(QuantOp { q, own, n, k });
+        Ok(Self::Quantized(Arc::new(op)))
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Self::Quantized { op, .. } => x.contiguous()?.apply_op1_arc(op.clone())?,
+            Self::Quantized(op) => x.contiguous()?.apply_op1_arc(op.clone())?,
             Self::Dense(w) => x.broadcast_matmul(&w.t()?)?,
-        })
-    }
-
-    /// The weight as a dense `f32` matrix (for merging an adapter into it).
-    pub fn dense(&self, device: &Device) -> Result<Tensor> {
-        Ok(match self {
-            Self::Quantized { q, .. } => q.dequantize(device)?,
-            Self::Dense(w) => w.to_dtype(DType::F32)?,
         })
     }
 }

@@ -6,8 +6,6 @@ use crate::error::{io, Result, TuneError};
 use crate::lora::LoraConfig;
 use crate::train::{Ending, TrainConfig};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::Path;
 
 pub const ADAPTER_FILE: &str = "adapter.safetensors";
@@ -101,15 +99,5 @@ impl Manifest {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(moat_models::sha256_file(path, &moat_models::NoProgress)?.1)
 }

@@ -33,14 +33,9 @@ pub fn merge(base: &Path, lora: &Lora, adapter_name: &str, out: &Path) -> Result
                     merged += 1;
                     let dtype = t.dtype();
                     let w = (t.dequantize(&Device::Cpu)? + delta.to_device(&Device::Cpu)?)?;
-                    // Types without a quantizer here keep full precision rather than fail.
-                    match dtype {
-                        GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                            QTensor::quantize(&w, dtype)?
-                        }
-                        _ => QTensor::quantize(&w, dtype)
-                            .or_else(|_| QTensor::quantize(&w, GgmlDType::Q8_0))?,
-                    }
+                    // A type without a quantizer here becomes Q8_0 rather than fail.
+                    QTensor::quantize(&w, dtype)
+                        .or_else(|_| QTensor::quantize(&w, GgmlDType::Q8_0))?
                 }
                 None => t,
             },

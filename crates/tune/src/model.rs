@@ -138,11 +138,10 @@ impl TrainModel {
     }
 
     /// `(in, out)` features of a target projection.
-    pub fn dims(&self, layer: usize, t: Target) -> (usize, usize) {
+    pub fn dims(&self, _layer: usize, t: Target) -> (usize, usize) {
         let c = &self.cfg;
         let kv = c.n_kv_head * c.head_dim;
         let q = c.n_head * c.head_dim;
-        let _ = layer;
         match t {
             Target::Q => (c.n_embd, q),
             Target::K | Target::V => (c.n_embd, kv),
@@ -150,11 +149,6 @@ impl TrainModel {
             Target::Gate | Target::Up => (c.n_embd, c.n_ff),
             Target::Down => (c.n_ff, c.n_embd),
         }
-    }
-
-    /// The base weight of `target` in `layer` as dense f32, plus its file name.
-    pub fn base_weight(&self, layer: usize, t: Target) -> Result<Tensor> {
-        self.blocks[layer].lins[index(t)].w.dense(&self.device)
     }
 
     /// Hidden states after the final norm, `[t, n_embd]`. `dropout_seed` turns adapter
@@ -186,7 +180,7 @@ impl TrainModel {
         let cos = self.cos.narrow(0, 0, t)?;
         let sin = self.sin.narrow(0, 0, t)?;
         let groups = cfg.n_head / cfg.n_kv_head;
-        let mask = causal_mask(groups, t, &self.device)?.to_dtype(self.dtype)?;
+        let mask = moat_engine::causal_mask(groups, t, 0, &self.device)?.to_dtype(self.dtype)?;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         for (layer, b) in self.blocks.iter().enumerate() {
             let mut proj = |target: Target, h: &Tensor| -> Result<Tensor> {
@@ -258,7 +252,7 @@ impl TrainModel {
         let idx: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
         let idx = Tensor::new(idx.as_slice(), &self.device)?;
         let rows = hidden.index_select(&idx, 0)?.contiguous()?;
-        let rows = if matches!(self.output, Frozen::Quantized { .. }) {
+        let rows = if matches!(self.output, Frozen::Quantized(_)) {
             rows.to_dtype(DType::F32)?
         } else {
             rows
@@ -314,18 +308,4 @@ fn dropout(x: &Tensor, p: f32, rng: &mut StdRng) -> Result<Tensor> {
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     Ok((x * mask)?)
-}
-
-/// Additive mask for `groups` stacked query heads of `t` rows each.
-fn causal_mask(groups: usize, t: usize, dev: &Device) -> Result<Tensor> {
-    let mut m = vec![0f32; groups * t * t];
-    for g in 0..groups {
-        for i in 0..t {
-            let row = (g * t + i) * t;
-            for v in &mut m[row + i + 1..row + t] {
-                *v = f32::NEG_INFINITY;
-            }
-        }
-    }
-    Ok(Tensor::from_vec(m, (groups * t, t), dev)?)
 }

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use moat_engine::tiny::{write_tiny_model, TinySpec};
 use moat_engine::{Engine, EngineOptions};
 use moat_tune::train::{check_gradients, train, Sample, Split, TrainConfig};
-use moat_tune::{LoadOptions, Lora, LoraConfig, Ops, Target, TrainModel};
+use moat_tune::{LoadOptions, Lora, LoraConfig, Ops, TrainModel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,15 +30,14 @@ fn lora_for(model: &TrainModel, config: LoraConfig, seed: u64) -> Lora {
 }
 
 /// Gives every `B` random values, so that every gradient is non-trivial.
-fn randomise_b(lora: &Lora, seed: u64) {
+fn randomise_b(lora: &Lora) {
     let mut map = HashMap::new();
-    for (i, (name, v)) in lora.vars().into_iter().enumerate() {
+    for (name, v) in lora.vars() {
         let t = if name.ends_with("lora_b") {
             Tensor::randn(0f64, 0.2, v.dims(), &Device::Cpu).unwrap()
         } else {
             v.as_tensor().to_dtype(DType::F64).unwrap().copy().unwrap()
         };
-        let _ = (i, seed);
         map.insert(name, t);
     }
     lora.assign(&map, std::path::Path::new("test")).unwrap();
@@ -115,7 +114,7 @@ fn gradients_match_finite_differences_in_f64() {
         ..LoraConfig::default()
     };
     let lora = lora_for(&model, config, 3);
-    randomise_b(&lora, 4);
+    randomise_b(&lora);
     let tokens = model.tokenizer.encode("def fib(n): return n").unwrap();
     let from = tokens.len() / 2;
     let loss = model
@@ -185,7 +184,7 @@ fn gradient_guard_catches_fused_ops() {
     let err = check_gradients(&lora, &loss.backward().unwrap()).unwrap_err();
     assert!(err.to_string().contains("received no gradient"), "{err}");
     // After one update B is no longer zero, and then A must get a gradient too.
-    randomise_b(&lora, 2);
+    randomise_b(&lora);
     let loss = model
         .loss(&tokens, 4, Some(&lora), Ops::Differentiable, None)
         .unwrap();
@@ -267,5 +266,4 @@ fn resuming_gives_the_same_adapter_as_an_uninterrupted_run() {
     let first_loss = out.history.losses[0].1;
     let last_loss = out.history.losses.last().unwrap().1;
     assert!(last_loss < first_loss, "{first_loss} -> {last_loss}");
-    let _ = Target::ALL;
 }
