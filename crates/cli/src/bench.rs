@@ -22,6 +22,10 @@ pub enum BenchCommand {
         /// `moat` (our CPU kernels) or `candle` (candle's), to compare the two.
         #[arg(long, default_value = "moat")]
         kernels: String,
+        /// Serve this tuned adapter unmerged (name or directory; its verdict is not checked),
+        /// to measure what the low-rank updates cost.
+        #[arg(long)]
+        adapter: Option<String>,
     },
     /// Index build, parse-only limit, reload and one-file update latency on a repository.
     Index {
@@ -69,14 +73,15 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
 }
 
 pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
-    let (model, device, runs, json, kernels) = match cmd {
+    let (model, device, runs, json, kernels, adapter) = match cmd {
         BenchCommand::Engine {
             model,
             device,
             runs,
             json,
             kernels,
-        } => (model, device, runs, json, kernels),
+            adapter,
+        } => (model, device, runs, json, kernels, adapter),
         BenchCommand::Index { dir, json, updates } => {
             return crate::bench_index::run(&dir, json, updates)
         }
@@ -103,6 +108,10 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
         },
     )?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    if let Some(a) = &adapter {
+        let a = crate::tune::load_for_serving(a, &path, true).map_err(anyhow::Error::msg)?;
+        engine.set_adapter(Some(&a))?;
+    }
     let mut tokens = Vec::new();
     while tokens.len() < 2100 {
         for text in CORPUS {
@@ -161,6 +170,7 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
             "{}",
             json!({
                 "model": path.display().to_string(),
+                "adapter": engine.adapter(),
                 "device": info.device,
                 "kernels": kernels,
                 "threads": info.threads,
@@ -175,6 +185,9 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
         );
     } else {
         println!("model      {}", path.display());
+        if let Some(a) = engine.adapter() {
+            println!("adapter    {a} (unmerged)");
+        }
         println!(
             "device     {} ({} threads), medians of {runs} runs",
             info.device, info.threads

@@ -12,6 +12,12 @@ pub struct Args {
     /// A built-in model name or a path to a GGUF file.
     #[arg(long)]
     model: Option<String>,
+    /// A tuned adapter (name or directory) served unmerged on top of the model.
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Serve the adapter even if it did not beat the model on its held-out files.
+    #[arg(long, requires = "adapter")]
+    adapter_force: bool,
     #[arg(long, default_value_t = 64)]
     max_tokens: usize,
     /// cpu, cuda[:N] or metal[:N].
@@ -121,6 +127,11 @@ pub fn run(args: Args) -> Result<()> {
         },
     )
     .with_context(|| format!("loading {}", model.display()))?;
+    if let Some(a) = &args.adapter {
+        let adapter = crate::tune::load_for_serving(a, &model, args.adapter_force)
+            .map_err(anyhow::Error::msg)?;
+        engine.set_adapter(Some(&adapter))?;
+    }
     let assembled = Assembler {
         tok: engine.tokenizer(),
         format: engine.fim_format(),

@@ -30,6 +30,7 @@ pub fn run(args: LspArgs, threads: usize) -> Result<()> {
     }
     let opts = ServerOptions {
         locate_model: Box::new(crate::model::locate_offline),
+        load_adapter: std::sync::Arc::new(crate::tune::load_for_serving),
         index_cache: Some(moat_models::Store::from_env().root().join("index")),
         threads,
         telemetry_db: Some(args.telemetry_db.unwrap_or_else(crate::report::default_db)),

@@ -105,7 +105,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("(* default; cache: {})", store.root().display());
             let adapters = crate::tune::list_adapters();
             if !adapters.is_empty() {
-                println!("\nadapters (`moat tune`; serve one with --model adapter:NAME):");
+                println!("\nadapters (`moat tune`; serve one merged with --model adapter:NAME, or unmerged with the `adapter` setting or --adapter NAME):");
                 for a in adapters {
                     println!("{a}");
                 }

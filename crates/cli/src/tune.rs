@@ -130,6 +130,25 @@ pub fn adapters_dir() -> PathBuf {
     moat_models::Store::from_env().root().join("adapters")
 }
 
+/// The server's adapter loader: an adapter by name (or directory), checked against `base`
+/// and, unless forced, against its held-out verdict.
+pub fn load_for_serving(
+    name_or_dir: &str,
+    base: &std::path::Path,
+    force: bool,
+) -> std::result::Result<moat_engine::Adapter, String> {
+    let dir = adapter_dir(name_or_dir);
+    if !dir.join(moat_tune::manifest::MANIFEST_FILE).exists() {
+        return Err(format!(
+            "no adapter `{name_or_dir}` (looked in {}; `moat model list` shows the adapters)",
+            dir.display()
+        ));
+    }
+    moat_tune::serving_adapter(&dir, base, force)
+        .map(|(a, _)| a)
+        .map_err(|e| e.to_string())
+}
+
 fn adapter_dir(name_or_dir: &str) -> PathBuf {
     let p = PathBuf::from(name_or_dir);
     if p.is_dir() {

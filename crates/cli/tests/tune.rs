@@ -5,7 +5,10 @@
 use moat_engine::tiny::{write_tiny_model, TinySpec};
 
 mod common;
+mod lsp_client;
 use common::moat;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 #[test]
 fn tune_merge_list_and_errors() {
@@ -85,6 +88,8 @@ fn tune_merge_list_and_errors() {
         "{line}"
     );
 
+    serve_unmerged(dir.path(), &home, m, better);
+
     // Merge: refused for a flagged adapter unless forced.
     let merged = dir.path().join("merged.gguf");
     let mo = merged.to_str().unwrap();
@@ -112,6 +117,28 @@ fn tune_merge_list_and_errors() {
         &home,
     );
     assert!(ok, "the merged model serves completions: {out} {err}");
+    // And unmerged, on top of the base model.
+    let unmerged = |force: bool| {
+        let mut a = vec![
+            "complete".to_string(),
+            format!("{r}/m0.py:2:5"),
+            "--model".into(),
+            m.into(),
+            "--context".into(),
+            "none".into(),
+            "--adapter".into(),
+            "shop".into(),
+        ];
+        if force {
+            a.push("--adapter-force".into());
+        }
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        moat(&a, &home)
+    };
+    let (ok, out, err) = unmerged(true);
+    assert!(ok, "{out} {err}");
+    let (ok, _, err) = unmerged(false);
+    assert_eq!(ok, better, "{err}");
 
     // `adapter:NAME` serves the merged model when the adapter beat the base, else says why.
     let (ok, out, err) = moat(
@@ -176,4 +203,76 @@ fn tune_merge_list_and_errors() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The adapter served unmerged by `moat lsp`, switched by settings while it runs.
+fn serve_unmerged(dir: &std::path::Path, home: &std::path::Path, model: &str, better: bool) {
+    let mut c = lsp_client::Client::start(&[("MOAT_HOME", home.to_str().unwrap())]);
+    c.initialize(
+        &dir.join("shop"),
+        json!({"model": model, "debounceMs": 0, "adapter": "shop"}),
+    );
+    c.notify("initialized", json!({}));
+    c.wait_ready();
+    let settle = |c: &mut lsp_client::Client| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let a = c.status()["adapter"].clone();
+            if a["state"] != "loading" || Instant::now() > deadline {
+                return a;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let configure = |c: &mut lsp_client::Client, settings: Value| {
+        c.notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"moat": settings}}),
+        );
+    };
+    let a = settle(&mut c);
+    if better {
+        assert_eq!(a, json!({"state": "active", "name": "shop"}));
+    } else {
+        assert_eq!(a["state"], "failed", "{a}");
+        assert!(a["error"].as_str().unwrap().contains("did not beat"), "{a}");
+        configure(&mut c, json!({"adapterForce": true}));
+        assert_eq!(settle(&mut c), json!({"state": "active", "name": "shop"}));
+    }
+    let uri = format!("file://{}/shop/new.py", dir.display());
+    c.open(&uri, "python", "def price_total(cart):\n    ");
+    let r = c.inline(&uri, 1, 4);
+    assert!(
+        r.get("result").is_some(),
+        "a completion with the adapter: {r}"
+    );
+
+    // An adapter that does not exist: said so, and the base model serves.
+    configure(&mut c, json!({"adapter": "nope"}));
+    let a = settle(&mut c);
+    assert_eq!(a["state"], "failed", "{a}");
+    assert!(
+        a["error"].as_str().unwrap().contains("no adapter `nope`"),
+        "{a}"
+    );
+    let warned = (0..50).any(|_| {
+        let _ = c.status();
+        let hit = c.inner.notifications.iter().any(|(m, p)| {
+            m == "window/showMessage" && p["message"].as_str().unwrap_or("").contains("nope")
+        });
+        if !hit {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        hit
+    });
+    assert!(warned, "the user is told: {:?}", c.inner.notifications);
+    let r = c.inline(&uri, 1, 4);
+    assert!(
+        r.get("result").is_some(),
+        "the base model still serves: {r}"
+    );
+
+    configure(&mut c, json!({"adapter": null}));
+    assert_eq!(settle(&mut c), json!({"state": "none"}));
+    c.shutdown();
 }

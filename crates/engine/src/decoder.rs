@@ -1,9 +1,10 @@
 //! Our decoder-only transformer over candle: the qwen2 and llama families (they differ in
 //! attention biases, tied output weights and the rotary layout, all read from the file).
 
+use crate::adapter::{Adapter, LowRank, PROJECTIONS};
 use crate::attention::{attend, AttnShape};
 use crate::config::{ModelConfig, RopeStyle};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::kv::KvCache;
 use crate::qmat::QMat;
@@ -54,26 +55,40 @@ impl Weight {
 struct Linear {
     w: Weight,
     b: Option<Tensor>,
+    /// `(in, out)` features.
+    dims: (usize, usize),
+    /// An unmerged adapter's update, added to the output.
+    delta: Option<LowRank>,
 }
 
 impl Linear {
     fn load(f: &mut GgufFile, name: &str, dev: &Device, own: bool) -> Result<Self> {
-        let w = Weight::new(f.tensor(&format!("{name}.weight"), dev)?, dev, own)?;
+        let t = f.tensor(&format!("{name}.weight"), dev)?;
+        let (out, inp) = t.shape().dims2()?;
+        let w = Weight::new(t, dev, own)?;
         let bias_name = format!("{name}.bias");
         let b = if f.has_tensor(&bias_name) {
             Some(f.tensor(&bias_name, dev)?.dequantize(dev)?)
         } else {
             None
         };
-        Ok(Self { w, b })
+        Ok(Self {
+            w,
+            b,
+            dims: (inp, out),
+            delta: None,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.w.forward(x)?;
-        Ok(match &self.b {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        let mut y = self.w.forward(x)?;
+        if let Some(b) = &self.b {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(d) = &self.delta {
+            y = (y + d.forward(x)?)?;
+        }
+        Ok(y)
     }
 }
 
@@ -87,6 +102,21 @@ struct Block {
     gate: Linear,
     up: Linear,
     down: Linear,
+}
+
+impl Block {
+    fn projection(&mut self, gguf_name: &str) -> Option<&mut Linear> {
+        Some(match gguf_name {
+            "attn_q" => &mut self.q,
+            "attn_k" => &mut self.k,
+            "attn_v" => &mut self.v,
+            "attn_output" => &mut self.o,
+            "ffn_gate" => &mut self.gate,
+            "ffn_up" => &mut self.up,
+            "ffn_down" => &mut self.down,
+            _ => return None,
+        })
+    }
 }
 
 pub struct Decoder {
@@ -166,6 +196,44 @@ impl Decoder {
 
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
+    }
+
+    /// Replaces the unmerged adapter (`None`: the base model alone). Every update is checked
+    /// against the model before any is applied, so a bad adapter leaves the model as it was.
+    pub fn set_adapter(&mut self, adapter: Option<&Adapter>) -> Result<()> {
+        let mut placed = Vec::new();
+        if let Some(a) = adapter {
+            for ((layer, name), delta) in a.iter() {
+                let n_layer = self.blocks.len();
+                let block = self.blocks.get_mut(*layer).ok_or_else(|| {
+                    EngineError::Adapter(format!(
+                        "it adapts block {layer} but the model has {n_layer} blocks"
+                    ))
+                })?;
+                let linear = block.projection(name).expect("names are checked on insert");
+                if delta.dims() != linear.dims {
+                    return Err(EngineError::Adapter(format!(
+                        "blk.{layer}.{name}: the adapter is {:?} (in, out) but the model's \
+                         projection is {:?}; it was trained for another model",
+                        delta.dims(),
+                        linear.dims
+                    )));
+                }
+                placed.push((*layer, name.as_str(), delta.to_device(&self.device)?));
+            }
+        }
+        for b in &mut self.blocks {
+            for name in PROJECTIONS {
+                b.projection(name).expect("known name").delta = None;
+            }
+        }
+        for (layer, name, delta) in placed {
+            self.blocks[layer]
+                .projection(name)
+                .expect("known name")
+                .delta = Some(delta);
+        }
+        Ok(())
     }
 
     /// Runs `tokens` at the positions after what `cache` holds, appends their keys and values,

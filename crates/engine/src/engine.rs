@@ -1,5 +1,6 @@
 //! The engine: a loaded model, its tokenizer and one warm KV cache, with prefix reuse.
 
+use crate::adapter::Adapter;
 use crate::cancel::CancelFlag;
 use crate::config::ModelConfig;
 use crate::decoder::{Decoder, PREFILL_CHUNK};
@@ -121,6 +122,7 @@ pub struct Engine {
     /// The tokens whose keys and values the cache holds, in order.
     cached: Vec<u32>,
     info: EngineInfo,
+    adapter: Option<String>,
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
@@ -161,6 +163,7 @@ impl Engine {
             cache,
             cached: Vec::new(),
             info,
+            adapter: None,
         })
     }
 
@@ -183,6 +186,21 @@ impl Engine {
     /// Tokens currently held by the KV cache.
     pub fn cached_tokens(&self) -> &[u32] {
         &self.cached
+    }
+
+    /// Serves `adapter` unmerged on top of the base weights from now on (`None`: the base
+    /// alone). The KV cache is dropped: its keys and values came from other weights. On an
+    /// error nothing changes.
+    pub fn set_adapter(&mut self, adapter: Option<&Adapter>) -> Result<()> {
+        self.decoder.set_adapter(adapter)?;
+        self.adapter = adapter.map(|a| a.name().to_string());
+        self.clear_cache();
+        Ok(())
+    }
+
+    /// The adapter being served, if any.
+    pub fn adapter(&self) -> Option<&str> {
+        self.adapter.as_deref()
     }
 
     pub fn clear_cache(&mut self) {

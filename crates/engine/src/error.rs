@@ -31,6 +31,8 @@ pub enum EngineError {
     DeviceUnavailable(String),
     #[error("unknown device `{0}` (expected cpu, cuda or metal)")]
     UnknownDevice(String),
+    #[error("the adapter does not fit this model: {0}")]
+    Adapter(String),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -5,6 +5,7 @@
 //! text (or tokens) and returns text; deciding what goes into a prompt is the context crate's
 //! job, and serving it is the LSP crate's.
 
+pub mod adapter;
 pub mod attention;
 mod cancel;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod tiny;
 pub mod tokenizer;
 pub mod trim;
 
+pub use adapter::{Adapter, LowRank};
 pub use cancel::CancelFlag;
 pub use config::ModelConfig;
 pub use device::DeviceChoice;

@@ -414,3 +414,153 @@ fn own_kernels_predict_like_candle_kernels() {
         }
     }
 }
+
+/// An adapter with random `A` and `B` on every projection of every block.
+fn random_adapter(path: &std::path::Path, scale: f64) -> moat_engine::Adapter {
+    use candle_core::{Device, Tensor};
+    let mut f = moat_engine::gguf::GgufFile::open(path).unwrap();
+    let mut adapter = moat_engine::Adapter::new("random");
+    for layer in 0..2 {
+        for name in moat_engine::adapter::PROJECTIONS {
+            let w = f
+                .tensor(&format!("blk.{layer}.{name}.weight"), &Device::Cpu)
+                .unwrap();
+            let (out, inp) = w.shape().dims2().unwrap();
+            let a = Tensor::randn(0f32, 0.5, (4, inp), &Device::Cpu).unwrap();
+            let b = Tensor::randn(0f32, 0.5, (out, 4), &Device::Cpu).unwrap();
+            adapter
+                .insert(
+                    layer,
+                    name,
+                    moat_engine::LowRank::new(&a, &b, scale).unwrap(),
+                )
+                .unwrap();
+        }
+    }
+    adapter
+}
+
+#[test]
+fn unmerged_adapter_matches_merged_weights_and_switches_off_exactly() {
+    use candle_core::quantized::QTensor;
+    use candle_core::{Device, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    let base = tiny(
+        &dir,
+        TinySpec {
+            dtype: GgmlDType::F32,
+            ..TinySpec::default()
+        },
+    );
+    let mut e = load(&base);
+    let prompt: Vec<u32> = (5..40).collect();
+    let plain = e.logits(&prompt).unwrap();
+
+    // All-zero updates change nothing at all.
+    let mut zero = moat_engine::Adapter::new("zero");
+    let z = |r, c| Tensor::zeros((r, c), candle_core::DType::F32, &Device::Cpu).unwrap();
+    zero.insert(
+        0,
+        "attn_q",
+        moat_engine::LowRank::new(&z(2, 64), &z(64, 2), 2.0).unwrap(),
+    )
+    .unwrap();
+    e.set_adapter(Some(&zero)).unwrap();
+    assert_eq!(e.adapter(), Some("zero"));
+    assert_eq!(e.logits(&prompt).unwrap(), plain);
+
+    // A real adapter equals the same update merged into the weights.
+    let adapter = random_adapter(&base, 0.5);
+    e.set_adapter(Some(&adapter)).unwrap();
+    assert!(
+        e.cached_tokens().is_empty(),
+        "the old keys and values are dropped"
+    );
+    let unmerged = e.logits(&prompt).unwrap();
+    let mut f = moat_engine::gguf::GgufFile::open(&base).unwrap();
+    let names: Vec<String> = f.content.tensor_infos.keys().cloned().collect();
+    let mut tensors = Vec::new();
+    for name in names {
+        let q = f.tensor(&name, &Device::Cpu).unwrap();
+        let mut w = q.dequantize(&Device::Cpu).unwrap();
+        let parts: Vec<&str> = name.split('.').collect();
+        if parts.len() == 4 && parts[3] == "weight" {
+            let layer: usize = parts[1].parse().unwrap();
+            if let Some(d) = adapter.delta(layer, parts[2]).unwrap() {
+                w = (w + d).unwrap();
+            }
+        }
+        tensors.push((name, QTensor::quantize(&w, GgmlDType::F32).unwrap()));
+    }
+    let merged_path = dir.path().join("merged.gguf");
+    moat_engine::gguf::write_derived(&f.content, &tensors, "test.merged", "yes", &merged_path)
+        .unwrap();
+    let merged = load(&merged_path).logits(&prompt).unwrap();
+    let diff = max_diff(&unmerged, &merged);
+    assert!(
+        diff < 1e-3 * max_abs(&merged).max(1.0),
+        "unmerged and merged differ by {diff}"
+    );
+    assert!(
+        max_diff(&unmerged, &plain) > 1e-2,
+        "the adapter changes the model"
+    );
+
+    // Off again: exactly the base model.
+    e.set_adapter(None).unwrap();
+    assert_eq!(e.adapter(), None);
+    assert_eq!(e.logits(&prompt).unwrap(), plain);
+}
+
+#[test]
+fn an_adapter_for_another_model_is_refused_and_changes_nothing() {
+    use candle_core::{Device, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    let base = tiny(&dir, TinySpec::default());
+    let mut e = load(&base);
+    let prompt: Vec<u32> = (5..30).collect();
+    let good = random_adapter(&base, 1.0);
+    e.set_adapter(Some(&good)).unwrap();
+    let with_good = e.logits(&prompt).unwrap();
+
+    let m = |r, c| Tensor::ones((r, c), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let mut wide = moat_engine::Adapter::new("wide");
+    wide.insert(
+        1,
+        "ffn_down",
+        moat_engine::LowRank::new(&m(2, 999), &m(64, 2), 1.0).unwrap(),
+    )
+    .unwrap();
+    let err = e.set_adapter(Some(&wide)).unwrap_err().to_string();
+    assert!(
+        err.contains("blk.1.ffn_down") && err.contains("another model"),
+        "{err}"
+    );
+    let mut deep = moat_engine::Adapter::new("deep");
+    deep.insert(
+        7,
+        "attn_q",
+        moat_engine::LowRank::new(&m(2, 64), &m(64, 2), 1.0).unwrap(),
+    )
+    .unwrap();
+    let err = e.set_adapter(Some(&deep)).unwrap_err().to_string();
+    assert!(err.contains("block 7") && err.contains("2 blocks"), "{err}");
+    assert_eq!(e.adapter(), Some("random"));
+    assert_eq!(
+        e.logits(&prompt).unwrap(),
+        with_good,
+        "the good adapter stays"
+    );
+
+    // Shapes that cannot be an update, and names that are not projections.
+    assert!(moat_engine::LowRank::new(&m(2, 64), &m(64, 3), 1.0).is_err());
+    let err = moat_engine::Adapter::new("x")
+        .insert(
+            0,
+            "token_embd",
+            moat_engine::LowRank::new(&m(2, 64), &m(64, 2), 1.0).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown projection"), "{err}");
+}

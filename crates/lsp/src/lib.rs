@@ -19,6 +19,7 @@ mod worker;
 
 pub use server::{Backend, ModelLocator, ServerOptions};
 pub use settings::Settings;
+pub use worker::{AdapterLoader, AdapterState};
 
 use protocol::{LspService, Server};
 use std::sync::Arc;

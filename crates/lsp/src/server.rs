@@ -7,7 +7,9 @@ use crate::inflight::Inflight;
 use crate::protocol::*;
 use crate::settings::Settings;
 use crate::typing::Shown;
-use crate::worker::{Input, ModelState, SharedIndex, WorkError, Worker};
+use crate::worker::{
+    AdapterLoader, AdapterState, Input, ModelState, SharedIndex, WorkError, Worker,
+};
 use moat_context::RecentEdit;
 use moat_engine::{CancelFlag, DeviceChoice, EngineOptions};
 use moat_index::{persist, Index, Lang, WalkOptions};
@@ -26,6 +28,8 @@ pub type ModelLocator = dyn Fn(Option<&str>) -> std::result::Result<PathBuf, Str
 
 pub struct ServerOptions {
     pub locate_model: Box<ModelLocator>,
+    /// Loads the `adapter` setting's adapter for serving unmerged.
+    pub load_adapter: Arc<AdapterLoader>,
     /// Where persisted indexes live.
     pub index_cache: Option<PathBuf>,
     /// Threads the engine runs on (fixed for the process).
@@ -215,7 +219,10 @@ impl State {
                             repo,
                             path,
                             language,
-                            model: self.model_name(),
+                            model: match &out.adapter {
+                                Some(a) => format!("{}+{a}", self.model_name()),
+                                None => self.model_name(),
+                            },
                             context: settings.context.name().to_string(),
                             prompt_tokens: out.prompt_tokens,
                             latency_ms: out.total_ms,
@@ -368,6 +375,7 @@ impl Backend {
                     Err(msg),
                     EngineOptions::default(),
                     self.state.index.clone(),
+                    self.opts.load_adapter.clone(),
                 ));
                 return self.start_indexing();
             }
@@ -380,8 +388,12 @@ impl Backend {
                 ..Default::default()
             },
             self.state.index.clone(),
+            self.opts.load_adapter.clone(),
         );
         let _ = self.state.worker.set(worker.clone());
+        if let Some(spec) = settings.adapter_spec() {
+            self.switch_adapter(Some(spec));
+        }
         let client = self.client.clone();
         tokio::spawn(async move {
             let progress = begin_progress(&client, "moat/model", "moat: loading the model").await;
@@ -792,6 +804,7 @@ impl Backend {
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "model": model,
+            "adapter": self.state.worker.get().map(Worker::adapter).unwrap_or_default(),
             "threads": self.opts.threads,
             "settings": settings,
             "settingProblems": *lock(&self.state.setting_problems),
@@ -807,17 +820,51 @@ impl Backend {
         }))
     }
 
-    fn apply_settings(&self, v: &Value) {
-        let problems = self
-            .state
-            .settings
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(v);
+    /// Applies settings; returns the adapter change they make, if any.
+    fn apply_settings(&self, v: &Value) -> Option<Option<(String, bool)>> {
+        let (problems, before, after) = {
+            let mut s = self
+                .state
+                .settings
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let before = s.adapter_spec();
+            (s.apply(v), before, s.adapter_spec())
+        };
         for p in &problems {
             tracing::warn!("{p}");
         }
         *lock(&self.state.setting_problems) = problems;
+        (before != after).then_some(after)
+    }
+
+    /// Asks the model thread to serve another adapter (or none), forgets the completions the
+    /// old one made, and tells the user if the new one cannot be served.
+    fn switch_adapter(&self, spec: Option<(String, bool)>) {
+        let Some(worker) = self.state.worker.get().cloned() else {
+            return; // before `initialized`: the worker starts with the setting
+        };
+        worker.set_adapter(spec);
+        lock(&self.state.shown).clear();
+        lock(&self.state.inflight).clear();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            loop {
+                match worker.adapter() {
+                    AdapterState::Loading { .. } => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    AdapterState::Failed { name, error } => {
+                        let msg = format!(
+                            "moat: adapter {name} is not served, the base model is: {error}"
+                        );
+                        client.show_message(MessageType::WARNING, msg).await;
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        });
     }
 
     /// Remembers the lines an edit touched, for the next prompts' context.
@@ -1036,7 +1083,9 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        self.apply_settings(&params.settings);
+        if let Some(spec) = self.apply_settings(&params.settings) {
+            self.switch_adapter(spec);
+        }
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {

@@ -13,6 +13,11 @@ const CPU_SUFFIX_TOKENS: usize = 64;
 pub struct Settings {
     /// A built-in model name or a GGUF path (`None`: the default model).
     pub model: Option<String>,
+    /// A tuned adapter (`moat tune`), by name or directory, served unmerged on top of the
+    /// model; it can be switched while the server runs.
+    pub adapter: Option<String>,
+    /// Serve the adapter even if it did not beat the base model on its held-out files.
+    pub adapter_force: bool,
     /// `cpu`, `cuda[:N]`, `metal[:N]`.
     pub device: String,
     /// CPU threads for the model (fixed when the process starts; shown in the status).
@@ -45,6 +50,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             model: None,
+            adapter: None,
+            adapter_force: false,
             device: "cpu".into(),
             threads: None,
             context_budget: moat_context::Budget::default().total,
@@ -80,6 +87,16 @@ impl Settings {
                     Value::String(s) if !s.is_empty() => self.model = Some(s.clone()),
                     Value::Null => self.model = None,
                     _ => problems.push(bad("a model name or path")),
+                },
+                "adapter" => match val {
+                    Value::String(s) if !s.is_empty() => self.adapter = Some(s.clone()),
+                    Value::Null => self.adapter = None,
+                    Value::String(_) => self.adapter = None,
+                    _ => problems.push(bad("an adapter name or directory")),
+                },
+                "adapterForce" | "adapter_force" => match val.as_bool() {
+                    Some(b) => self.adapter_force = b,
+                    None => problems.push(bad("true or false")),
                 },
                 "device" => match val.as_str() {
                     Some(s) => self.device = s.to_string(),
@@ -146,6 +163,11 @@ impl Settings {
         problems
     }
 
+    /// The adapter to serve, with the force flag (`None`: the base model alone).
+    pub fn adapter_spec(&self) -> Option<(String, bool)> {
+        self.adapter.clone().map(|a| (a, self.adapter_force))
+    }
+
     /// The salt for users and line fingerprints: `Some` in hashed-user mode.
     pub fn salt(&self) -> Option<&str> {
         (self.telemetry_user == "hash").then_some(self.telemetry_salt.as_str())
@@ -201,6 +223,27 @@ mod tests {
         assert_eq!(s.threads, None);
         assert_eq!(s.apply(&json!(3)).len(), 1);
         assert!(s.apply(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn adapter_is_named_cleared_and_forced() {
+        let mut s = Settings::default();
+        assert_eq!(s.adapter_spec(), None);
+        assert!(s.apply(&json!({"adapter": "payments"})).is_empty());
+        assert_eq!(s.adapter_spec(), Some(("payments".into(), false)));
+        assert!(s.apply(&json!({"adapterForce": true})).is_empty());
+        assert_eq!(s.adapter_spec(), Some(("payments".into(), true)));
+        assert_eq!(s.apply(&json!({"adapter": 3})).len(), 1);
+        assert_eq!(
+            s.adapter.as_deref(),
+            Some("payments"),
+            "a bad value keeps the old one"
+        );
+        s.apply(&json!({"adapter": ""}));
+        assert_eq!(s.adapter_spec(), None);
+        s.apply(&json!({"adapter": "x"}));
+        s.apply(&json!({"adapter": null}));
+        assert_eq!(s.adapter_spec(), None);
     }
 
     #[test]

@@ -10,10 +10,10 @@ use moat_context::post::Post;
 use moat_context::{
     Assembler, Budget, ContextMemo, ContextMode, ContextStyle, RecentEdit, Request,
 };
-use moat_engine::{CancelFlag, Engine, EngineOptions, Flow, GenerateParams};
+use moat_engine::{Adapter, CancelFlag, Engine, EngineOptions, Flow, GenerateParams};
 use moat_index::{Index, Lang};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -33,6 +33,32 @@ pub enum ModelState {
         load_ms: f64,
     },
     Failed {
+        error: String,
+    },
+}
+
+/// Loads an adapter for serving unmerged: `(name or directory, base model file, force)`. The
+/// binary supplies it (the server does not know how adapters are stored or judged); it
+/// refuses an adapter that did not beat the base model unless forced.
+pub type AdapterLoader =
+    dyn Fn(&str, &Path, bool) -> std::result::Result<Adapter, String> + Send + Sync;
+
+/// Which adapter is served, for the status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AdapterState {
+    /// The base model alone.
+    #[default]
+    None,
+    Loading {
+        name: String,
+    },
+    Active {
+        name: String,
+    },
+    /// The last adapter asked for could not be served; the base model serves instead.
+    Failed {
+        name: String,
         error: String,
     },
 }
@@ -65,6 +91,8 @@ pub struct Output {
     pub decode_ms: f64,
     /// Request received by the worker → answer, including the wait in the queue.
     pub total_ms: f64,
+    /// The adapter that generated it.
+    pub adapter: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,18 +114,34 @@ struct Job {
     reply: Option<oneshot::Sender<Result<Output, WorkError>>>,
 }
 
+/// What the model thread is asked to do, in order: a completion queued after an adapter
+/// change is computed with the new adapter.
+enum Msg {
+    Complete(Job),
+    /// `(name or directory, force)`; `None`: the base model alone.
+    Adapter(Option<(String, bool)>),
+}
+
 #[derive(Clone)]
 pub struct Worker {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Msg>,
     state: Arc<Mutex<ModelState>>,
+    adapter: Arc<Mutex<AdapterState>>,
 }
 
 impl Worker {
     /// Starts the thread; the model loads there in the background.
-    pub fn start(model: Result<PathBuf, String>, opts: EngineOptions, index: SharedIndex) -> Self {
-        let (tx, rx) = mpsc::channel::<Job>();
+    pub fn start(
+        model: Result<PathBuf, String>,
+        opts: EngineOptions,
+        index: SharedIndex,
+        loader: Arc<AdapterLoader>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel::<Msg>();
         let state = Arc::new(Mutex::new(ModelState::Loading));
+        let adapter = Arc::new(Mutex::new(AdapterState::None));
         let st = state.clone();
+        let ad = adapter.clone();
         std::thread::Builder::new()
             .name("moat-model".into())
             .spawn(move || {
@@ -106,7 +150,7 @@ impl Worker {
                         .map(|e| (path, e))
                         .map_err(|e| e.to_string())
                 });
-                let mut engine = match loaded {
+                let (path, mut engine) = match loaded {
                     Ok((path, engine)) => {
                         let info = engine.info().clone();
                         *st.lock().expect("state lock") = ModelState::Ready {
@@ -116,7 +160,7 @@ impl Worker {
                             load_ms: info.load_ms,
                         };
                         tracing::info!("model ready: {}", path.display());
-                        engine
+                        (path, engine)
                     }
                     Err(error) => {
                         tracing::error!("model not loaded: {error}");
@@ -124,16 +168,44 @@ impl Worker {
                             error: error.clone(),
                         };
                         // Answer every request with the reason, never hang.
-                        for mut job in rx {
-                            job.reply_with(Err(WorkError::Failed(error.clone())));
+                        for msg in rx {
+                            match msg {
+                                Msg::Complete(mut job) => {
+                                    job.reply_with(Err(WorkError::Failed(error.clone())))
+                                }
+                                Msg::Adapter(Some((name, _))) => {
+                                    *ad.lock().expect("adapter lock") = AdapterState::Failed {
+                                        name,
+                                        error: "the model is not loaded".into(),
+                                    }
+                                }
+                                Msg::Adapter(None) => {}
+                            }
                         }
                         return;
                     }
                 };
-                serve(&mut engine, &rx, &index);
+                let swap = |engine: &mut Engine, spec: Option<(String, bool)>| {
+                    swap_adapter(engine, spec, &path, loader.as_ref(), &ad)
+                };
+                serve(&mut engine, &rx, &index, &swap);
             })
             .expect("spawn the model thread");
-        Self { tx, state }
+        Self { tx, state, adapter }
+    }
+
+    pub fn adapter(&self) -> AdapterState {
+        self.adapter.lock().expect("adapter lock").clone()
+    }
+
+    /// Serves `spec` (`(name or directory, force)`) unmerged from the next completion on, or
+    /// the base model alone for `None`. The answer shows in [`Worker::adapter`].
+    pub fn set_adapter(&self, spec: Option<(String, bool)>) {
+        if let Some((name, _)) = &spec {
+            *self.adapter.lock().expect("adapter lock") =
+                AdapterState::Loading { name: name.clone() };
+        }
+        let _ = self.tx.send(Msg::Adapter(spec));
     }
 
     pub fn state(&self) -> ModelState {
@@ -154,7 +226,7 @@ impl Worker {
             queued: Instant::now(),
             reply: Some(reply),
         };
-        if self.tx.send(job).is_err() {
+        if self.tx.send(Msg::Complete(job)).is_err() {
             return Err(WorkError::Completion("the model thread has stopped".into()));
         }
         rx.await
@@ -162,28 +234,87 @@ impl Worker {
     }
 }
 
-fn serve(engine: &mut Engine, rx: &mpsc::Receiver<Job>, index: &SharedIndex) {
+/// Applies an adapter change on the model thread and records the outcome. A failure keeps
+/// the base model (never a half-applied adapter), and says why in the status and the log.
+fn swap_adapter(
+    engine: &mut Engine,
+    spec: Option<(String, bool)>,
+    base: &Path,
+    loader: &AdapterLoader,
+    state: &Mutex<AdapterState>,
+) {
+    let new = match spec {
+        None => {
+            if let Err(e) = engine.set_adapter(None) {
+                tracing::error!("dropping the adapter: {e}");
+            }
+            AdapterState::None
+        }
+        Some((name, force)) => {
+            let loaded = loader(&name, base, force)
+                .and_then(|a| engine.set_adapter(Some(&a)).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(()) => {
+                    tracing::info!("serving adapter {name} (unmerged)");
+                    AdapterState::Active { name }
+                }
+                Err(error) => {
+                    tracing::error!("adapter {name} not served: {error}");
+                    let _ = engine.set_adapter(None);
+                    AdapterState::Failed { name, error }
+                }
+            }
+        }
+    };
+    *state.lock().expect("adapter lock") = new;
+}
+
+type Swap<'a> = dyn Fn(&mut Engine, Option<(String, bool)>) + 'a;
+
+fn serve(engine: &mut Engine, rx: &mpsc::Receiver<Msg>, index: &SharedIndex, swap: &Swap) {
     let mut memo = ContextMemo::default();
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
+        let mut msgs = vec![first];
         while let Ok(more) = rx.try_recv() {
-            jobs.push(more);
+            msgs.push(more);
         }
-        for i in 0..jobs.len() {
-            let newer = jobs[i + 1..]
-                .iter()
-                .any(|j| j.input.uri == jobs[i].input.uri);
-            let job = &jobs[i];
-            // Superseded by a newer request for the same document, or given up by the
-            // client: answered without running.
-            let result = if newer || job.cancel.is_cancelled() {
-                Err(WorkError::Cancelled)
-            } else {
-                run(engine, job, index, &mut memo)
-            };
-            jobs[i].reply_with(result);
+        // Completions between adapter changes run as one batch, so that "a newer request for
+        // the same document" never reaches across a change.
+        let mut jobs = Vec::new();
+        for msg in msgs {
+            match msg {
+                Msg::Complete(job) => jobs.push(job),
+                Msg::Adapter(spec) => {
+                    run_batch(engine, &mut jobs, index, &mut memo);
+                    swap(engine, spec);
+                }
+            }
         }
+        run_batch(engine, &mut jobs, index, &mut memo);
     }
+}
+
+fn run_batch(
+    engine: &mut Engine,
+    jobs: &mut Vec<Job>,
+    index: &SharedIndex,
+    memo: &mut ContextMemo,
+) {
+    for i in 0..jobs.len() {
+        let newer = jobs[i + 1..]
+            .iter()
+            .any(|j| j.input.uri == jobs[i].input.uri);
+        let job = &jobs[i];
+        // Superseded by a newer request for the same document, or given up by the
+        // client: answered without running.
+        let result = if newer || job.cancel.is_cancelled() {
+            Err(WorkError::Cancelled)
+        } else {
+            run(engine, job, index, memo)
+        };
+        jobs[i].reply_with(result);
+    }
+    jobs.clear();
 }
 
 impl Job {
@@ -259,5 +390,6 @@ fn run(
         prefill_ms: t.prefill_ms,
         decode_ms: t.decode_ms,
         total_ms: job.queued.elapsed().as_secs_f64() * 1e3,
+        adapter: engine.adapter().map(String::from),
     })
 }

@@ -25,6 +25,11 @@ pub enum TuneError {
         "the adapter was trained on a different base model (checksum {expected}, this file {found})"
     )]
     BaseMismatch { expected: String, found: String },
+    #[error(
+        "adapter {name} did not beat the base model on its held-out files ({detail}); force it \
+         to use it anyway"
+    )]
+    NotBetter { name: String, detail: String },
     #[error("bad adapter or checkpoint {path}: {detail}")]
     BadAdapter { path: PathBuf, detail: String },
     #[error(

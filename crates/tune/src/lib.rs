@@ -3,7 +3,8 @@
 //! judged on files held out from training.
 //!
 //! Architecture Invariant: this crate knows nothing of LSP or telemetry. It reads a model
-//! file and a directory and writes an adapter; serving it is the engine's job.
+//! file and a directory and writes an adapter; serving it (merged, or unmerged through
+//! [`serving_adapter`]) is the engine's job.
 
 pub mod error;
 pub mod frozen;
@@ -21,3 +22,5 @@ pub mod manifest;
 pub mod merge;
 pub mod pipeline;
 pub mod samples;
+pub mod serve;
+pub use serve::serving_adapter;

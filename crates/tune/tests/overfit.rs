@@ -10,7 +10,7 @@ use moat_tune::lora::LoraConfig;
 use moat_tune::merge::merge;
 use moat_tune::pipeline::{load_adapter, prepare, train_and_save, TuneOptions};
 use moat_tune::samples::SampleOptions;
-use moat_tune::{LoadOptions, Ops, TrainConfig, TrainModel};
+use moat_tune::{serving_adapter, LoadOptions, Ops, TrainConfig, TrainModel};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -132,6 +132,21 @@ fn tuning_teaches_the_repository_identifier() {
         "merged is {m} from base + adapter, the base {b}"
     );
 
+    // Served unmerged, on the base model already loaded: the same answer, and logits as
+    // close to base + adapter as the merged file's; switched off, the base model again.
+    let (served, _) = serving_adapter(&out, &base, false).unwrap();
+    before.set_adapter(Some(&served)).unwrap();
+    assert_eq!(complete(&mut before, prefix, suffix), a);
+    let hot = before.logits(&tokens).unwrap();
+    assert!(
+        dist(&hot, &unmerged) < 0.25 * b,
+        "unmerged is {} from base + adapter, the base {b}",
+        dist(&hot, &unmerged)
+    );
+    before.set_adapter(None).unwrap();
+    let off = dist(&before.logits(&tokens).unwrap(), &base_logits);
+    assert!(off < 1e-3, "switched off, the base model differs by {off}");
+
     // The adapter loads back for its own base and refuses another.
     let (again, _) = load_adapter(&model, &base, &out).unwrap();
     assert_eq!(again.parameter_count(), lora.parameter_count());
@@ -145,5 +160,7 @@ fn tuning_teaches_the_repository_identifier() {
     )
     .unwrap();
     let err = load_adapter(&model, &other, &out).err().unwrap();
+    assert!(err.to_string().contains("different base model"), "{err}");
+    let err = serving_adapter(&out, &other, true).err().unwrap();
     assert!(err.to_string().contains("different base model"), "{err}");
 }

@@ -34,6 +34,8 @@ function config(): Config {
     serverPath: c.get('serverPath', DEFAULTS.serverPath),
     serverArgs: c.get('serverArgs', DEFAULTS.serverArgs),
     model: c.get('model', DEFAULTS.model),
+    adapter: c.get('adapter', DEFAULTS.adapter),
+    adapterForce: c.get('adapterForce', DEFAULTS.adapterForce),
     device: c.get('device', DEFAULTS.device),
     threads: c.get('threads', DEFAULTS.threads),
     contextBudget: c.get('contextBudget', DEFAULTS.contextBudget),

@@ -6,6 +6,8 @@ export interface Config {
   serverPath: string;
   serverArgs: string[];
   model: string;
+  adapter: string;
+  adapterForce: boolean;
   device: string;
   threads: number;
   contextBudget: number;
@@ -19,6 +21,8 @@ export const DEFAULTS: Config = {
   serverPath: '',
   serverArgs: [],
   model: '',
+  adapter: '',
+  adapterForce: false,
   device: 'auto',
   threads: 0,
   contextBudget: 1536,
@@ -35,6 +39,9 @@ export function serverSettings(c: Config): Record<string, unknown> {
     debounceMs: c.debounceMs,
     telemetry: c.telemetry,
     device: c.device,
+    // Always sent: an emptied setting must switch the server back to the base model.
+    adapter: c.adapter.trim() === '' ? null : c.adapter.trim(),
+    adapterForce: c.adapterForce,
   };
   if (c.model.trim() !== '') {
     s.model = c.model.trim();
@@ -60,6 +67,7 @@ export function serverCommand(
 
 export interface Status {
   model?: { state?: string; error?: string; model?: string };
+  adapter?: { state?: string; name?: string; error?: string };
   index?: { state?: string; files?: number | null };
   settings?: { enabled?: boolean };
 }
@@ -82,6 +90,12 @@ export function statusText(s: Status | undefined, running: boolean): { text: str
   }
   if (s.settings?.enabled === false) {
     return { text: '$(circle-slash) moat', label: 'moat: off' };
+  }
+  if (s.adapter?.state === 'failed') {
+    return { text: '$(warning) moat', label: `moat: ready, adapter ${s.adapter.name} not served` };
+  }
+  if (s.adapter?.state === 'active') {
+    return { text: `$(check) moat+${s.adapter.name}`, label: `moat: ready, adapter ${s.adapter.name}` };
   }
   return { text: '$(check) moat', label: 'moat: ready' };
 }

@@ -94,6 +94,7 @@ function M.status()
   local lines = {
     ('moat %s: completions %s'):format(s.version or '?', M.enabled and 'on' or 'off'),
     ('model: %s %s'):format(model.state or '?', model.model or model.error or ''),
+    ('adapter: %s %s'):format((s.adapter or {}).state or 'none', (s.adapter or {}).name or ''),
     ('index: %s, %s files under %s'):format(index.state or '?', index.files or 0, index.root or '-'),
     ('requests %d, shown %d, accepted %d, partly %d, dismissed %d'):format(
       c.requests or 0, c.shown or 0, c.accepted or 0, c.partially_accepted or 0, c.dismissed or 0),

@@ -20,10 +20,15 @@ test('server settings use the server names and leave out what is unset', () => {
     debounceMs: 75,
     telemetry: true,
     device: 'auto',
+    adapter: null,
+    adapterForce: false,
     model: 'qwen2.5-coder-1.5b-instruct',
     languages: ['python'],
   });
   assert.equal('model' in serverSettings(DEFAULTS), false);
+  const a = serverSettings({ ...DEFAULTS, adapter: ' payments ', adapterForce: true });
+  assert.equal(a.adapter, 'payments');
+  assert.equal(a.adapterForce, true);
 });
 
 test('status bar states', () => {
@@ -38,5 +43,13 @@ test('status bar states', () => {
   assert.equal(
     statusText({ model: { state: 'ready' }, settings: { enabled: false } }, true).label,
     'moat: off',
+  );
+  assert.equal(
+    statusText({ model: { state: 'ready' }, adapter: { state: 'active', name: 'payments' } }, true).text,
+    '$(check) moat+payments',
+  );
+  assert.equal(
+    statusText({ model: { state: 'ready' }, adapter: { state: 'failed', name: 'payments' } }, true).label,
+    'moat: ready, adapter payments not served',
   );
 });
