@@ -66,7 +66,7 @@ enum Command {
     #[command(subcommand)]
     Eval(eval::EvalCommand),
     /// Fine-tune the model on a repository (LoRA), judged on held-out files.
-    Tune(tune::TuneArgs),
+    Tune(Box<tune::TuneArgs>),
 }
 
 fn main() {
@@ -106,7 +106,7 @@ fn main() {
         Command::Symbols(args) => index::run_symbols(args),
         Command::Similar(args) => index::run_similar(args),
         Command::Eval(cmd) => eval::run(cmd),
-        Command::Tune(a) => tune::run(a),
+        Command::Tune(a) => tune::run(*a),
         Command::Lsp(args) => lsp::run(args, threads),
         Command::Report(args) => report::run(args),
     };

@@ -86,6 +86,11 @@ struct RunArgs {
     /// Training samples at most (a large repository is thinned evenly).
     #[arg(long, default_value_t = 20_000)]
     max_samples: usize,
+    /// What the prompts draw on, in training and in the held-out scores: `repo` (the
+    /// server's default: repository context from the index, held-out files left out of it)
+    /// or `file`. Match the server's `context` setting.
+    #[arg(long, default_value = "repo")]
+    context: String,
     /// Held-out samples for the held-out loss.
     #[arg(long, default_value_t = 32)]
     held_out_samples: usize,
@@ -177,6 +182,10 @@ fn tune(a: RunArgs) -> Result<()> {
             .unwrap_or_else(|| "repo".into())
     });
     let out = a.out.clone().unwrap_or_else(|| adapters_dir().join(&name));
+    let context = match ContextMode::from_name(&a.context) {
+        Some(m @ (ContextMode::File | ContextMode::Repo)) => m,
+        _ => bail!("--context takes file or repo, not {}", a.context),
+    };
     let base = crate::model::resolve(a.model.as_deref())?;
     let targets = a
         .targets
@@ -198,6 +207,7 @@ fn tune(a: RunArgs) -> Result<()> {
             ..DataOptions::default()
         },
         samples: SampleOptions {
+            context,
             seq: a.seq,
             per_kb: a.per_kb,
             max_samples: a.max_samples,
@@ -244,10 +254,11 @@ fn tune(a: RunArgs) -> Result<()> {
         }
     );
     eprintln!(
-        "samples: {} training ({} tokens), {} held out; {} updates × {} samples of ≤ {} tokens",
+        "samples: {} training ({} tokens), {} held out, {} context; {} updates × {} samples of ≤ {} tokens",
         data.summary.train_samples,
         data.summary.train_sample_tokens,
         data.summary.held_out_samples,
+        data.summary.context,
         a.steps,
         a.accumulate,
         a.seq
@@ -296,8 +307,8 @@ fn tune(a: RunArgs) -> Result<()> {
         if holes.is_empty() {
             bail!("no place for a hole in the held-out files");
         }
-        let before = quality(&base, &mut index, &holes)?;
-        let after = quality(&merged, &mut index, &holes)?;
+        let before = quality(&base, &mut index, &holes, context, &root)?;
+        let after = quality(&merged, &mut index, &holes, context, &root)?;
         if let Some(r) = manifest.results.as_mut() {
             r.quality_before = Some(before);
             r.quality_after = Some(after);
@@ -315,25 +326,35 @@ fn tune(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Exact match and edit similarity of `model` on `holes` (file context, as served).
-fn quality(model: &Path, index: &mut moat_index::Index, holes: &[holes::Hole]) -> Result<Quality> {
+/// Exact match and edit similarity of `model` on `holes`, prompted as the server prompts
+/// (`mode`, the repository's name, the default budget).
+fn quality(
+    model: &Path,
+    index: &mut moat_index::Index,
+    holes: &[holes::Hole],
+    mode: ContextMode,
+    root: &Path,
+) -> Result<Quality> {
     let mut engine = Engine::load(model, &EngineOptions::default())
         .with_context(|| format!("loading {}", model.display()))?;
+    let max_tokens = 64;
+    // The server's budget, or what the model's context holds (tiny test models hold less).
+    let total = Budget::default()
+        .total
+        .min(engine.info().context_size.saturating_sub(max_tokens + 1));
     let settings = repo::Settings {
-        repo_name: "repo".into(),
-        budget: Budget::default(),
+        repo_name: moat_tune::pipeline::repo_name(root),
+        budget: Budget {
+            total,
+            ..Budget::default()
+        },
         style: ContextStyle::default(),
-        max_tokens: 64,
+        max_tokens,
     };
     let bar = crate::progress::bar(holes.len() as u64, "held-out completions");
-    let outcomes = repo::run(
-        &mut engine,
-        index,
-        holes,
-        &[ContextMode::File],
-        &settings,
-        &mut |_| bar.inc(1),
-    )?;
+    let outcomes = repo::run(&mut engine, index, holes, &[mode], &settings, &mut |_| {
+        bar.inc(1)
+    })?;
     bar.finish_and_clear();
     let n = outcomes.len().max(1) as f64;
     Ok(Quality {

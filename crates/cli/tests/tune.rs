@@ -73,6 +73,9 @@ fn tune_merge_list_and_errors() {
     assert!(results["held_out_loss_before"].as_f64().unwrap() > 0.0);
     assert_eq!(results["quality_before"]["holes"], 3);
     assert_eq!(manifest["held_out_files"].as_array().unwrap().len(), 3);
+    // Prompts as the server's default builds them: with repository context.
+    assert!(err.contains("3 held out, repo context"), "{err}");
+    assert_eq!(manifest["samples"]["context"], "repo");
     assert_eq!(manifest["base"]["file"], "tiny.gguf");
     let better = results["better"].as_bool().unwrap();
 

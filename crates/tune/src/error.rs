@@ -6,6 +6,10 @@ pub enum TuneError {
     Engine(#[from] moat_engine::EngineError),
     #[error(transparent)]
     Model(#[from] moat_models::ModelError),
+    #[error(transparent)]
+    Context(#[from] moat_context::ContextError),
+    #[error(transparent)]
+    Index(#[from] moat_index::IndexError),
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {source}")]

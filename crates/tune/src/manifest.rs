@@ -20,10 +20,17 @@ pub struct Base {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SampleSummary {
+    /// What the prompts drew on: `file` or `repo` (older adapters: `file`).
+    #[serde(default = "file_context")]
+    pub context: String,
     pub seq: usize,
     pub train_samples: usize,
     pub held_out_samples: usize,
     pub train_sample_tokens: usize,
+}
+
+fn file_context() -> String {
+    "file".into()
 }
 
 /// Exact match and edit similarity on held-out cursors.

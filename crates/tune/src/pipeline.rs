@@ -6,9 +6,11 @@ use crate::error::{io, Result, TuneError};
 use crate::lora::{Lora, LoraConfig};
 use crate::manifest::{sha256_file, Base, Manifest, Results, SampleSummary, ADAPTER_FILE};
 use crate::model::TrainModel;
-use crate::samples::{samples, SampleOptions};
+use crate::samples::{samples, Prompter, SampleOptions};
 use crate::train::{held_out_loss, train, Progress, Sample, Split, TrainConfig};
+use moat_context::ContextMode;
 use moat_engine::fim::FimFormat;
+use moat_index::Index;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -81,8 +83,19 @@ pub fn prepare(model: &TrainModel, opts: &TuneOptions) -> Result<Prepared> {
     }
     let corpus = collect(&opts.repo, &opts.data)?;
     let format = FimFormat::detect(&model.tokenizer)?;
-    let train = samples(&model.tokenizer, format, &corpus.train, &opts.samples)?;
-    let mut held_out = samples(&model.tokenizer, format, &corpus.held_out, &opts.samples)?;
+    let index = match opts.samples.context {
+        ContextMode::Repo => Some(training_index(&opts.repo, &opts.data, &corpus)?),
+        _ => None,
+    };
+    let prompter = Prompter {
+        tok: &model.tokenizer,
+        format,
+        mode: opts.samples.context,
+        index: index.as_ref(),
+        repo_name: repo_name(&opts.repo),
+    };
+    let train = samples(&prompter, &corpus.train, &opts.samples)?;
+    let mut held_out = samples(&prompter, &corpus.held_out, &opts.samples)?;
     // Evenly spaced, so every held-out file keeps its share.
     if held_out.len() > opts.max_held_out_samples && opts.max_held_out_samples > 0 {
         let step = held_out.len() as f64 / opts.max_held_out_samples as f64;
@@ -102,6 +115,7 @@ pub fn prepare(model: &TrainModel, opts: &TuneOptions) -> Result<Prepared> {
         });
     }
     let summary = SampleSummary {
+        context: opts.samples.context.name().to_string(),
         seq: opts.samples.seq,
         train_samples: train.len(),
         held_out_samples: held_out.len(),
@@ -113,6 +127,27 @@ pub fn prepare(model: &TrainModel, opts: &TuneOptions) -> Result<Prepared> {
         held_out,
         summary,
     })
+}
+
+/// The repository's index without the held-out files: what training prompts draw
+/// repository context from (the held-out code must not reach the model during training).
+fn training_index(repo: &Path, data: &DataOptions, corpus: &Corpus) -> Result<Index> {
+    let mut index = Index::new(repo, data.walk.clone())?;
+    index.refresh();
+    for f in &corpus.held_out {
+        index.remove_file(&f.path);
+    }
+    Ok(index)
+}
+
+/// The name the server gives the repository in prompts: its directory's.
+pub fn repo_name(repo: &Path) -> String {
+    repo.canonicalize()
+        .ok()
+        .as_deref()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "repo".into())
 }
 
 fn now() -> u64 {

@@ -1,12 +1,15 @@
-//! Fill-in-the-middle training samples cut from source files, rendered exactly as the
-//! server prompts the model (same markup, suffix capped like the CPU server's), so that
-//! training matches serving: the rest of a line, a few whole lines, or a block's body.
+//! Fill-in-the-middle training samples cut from source files, prompted exactly as the server
+//! prompts the model (the same assembler: window, markup, repository context, suffix capped
+//! like the CPU server's), so that training matches serving: the rest of a line, a few whole
+//! lines, or a block's body.
 
 use crate::data::SourceFile;
 use crate::error::Result;
 use crate::train::Sample;
-use moat_engine::fim::{render, FimFormat, FimPrompt};
+use moat_context::{Assembler, Budget, ContextError, ContextMode, ContextStyle, Request};
+use moat_engine::fim::{render, FimFormat};
 use moat_engine::tokenizer::Tokenizer;
+use moat_index::Index;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -31,6 +34,9 @@ pub struct SampleOptions {
     pub max_middle: usize,
     /// Suffix tokens at most (the CPU server sends 64).
     pub max_suffix: usize,
+    /// What the prompts draw on (the server's `context` setting; repository context needs
+    /// an index in the [`Prompter`]).
+    pub context: ContextMode,
     /// Samples per 1,000 bytes of source (at least one per file).
     pub per_kb: f64,
     /// At most this many samples in all (a monorepo is thinned evenly, not truncated).
@@ -44,6 +50,7 @@ impl Default for SampleOptions {
             seq: 256,
             max_middle: 48,
             max_suffix: 64,
+            context: ContextMode::Repo,
             per_kb: 1.0,
             max_samples: 20_000,
             seed: 1,
@@ -157,80 +164,66 @@ pub fn pick_hole(text: &str, kind: HoleKind, rng: &mut StdRng) -> Option<Hole> {
     }
 }
 
-/// The last lines of `text` that fit in `budget` tokens (whole lines; a single line longer
-/// than the budget is cut at the front).
-fn tail_lines(tok: &Tokenizer, text: &str, budget: usize) -> Result<String> {
-    let mut used = 0;
-    let mut start = text.len();
-    while start > 0 {
-        // The line ending at `start` (with its newline; `\n` is one byte, so this stays on a
-        // character boundary).
-        let search_end = if text.as_bytes()[start - 1] == b'\n' {
-            start - 1
-        } else {
-            start
-        };
-        let from = text[..search_end].rfind('\n').map_or(0, |i| i + 1);
-        let n = tok.count(&text[from..start])?;
-        if used + n > budget {
-            break;
-        }
-        used += n;
-        start = from;
-    }
-    Ok(text[start..].to_string())
+/// How a sample's prompt is built: by the context crate's assembler, as the server builds it
+/// (the same window, markup and, with an index, repository context).
+pub struct Prompter<'a> {
+    pub tok: &'a Tokenizer,
+    pub format: FimFormat,
+    pub mode: ContextMode,
+    /// What repository context is drawn from (`ContextMode::Repo`). Held-out files must not
+    /// be in it, or training would show the model the code it is judged on.
+    pub index: Option<&'a Index>,
+    /// The repository's name in the prompt (the server uses its directory's name).
+    pub repo_name: String,
 }
 
-/// The first lines of `text` that fit in `budget` tokens.
-fn head_lines(tok: &Tokenizer, text: &str, budget: usize) -> Result<String> {
-    let mut used = 0;
-    let mut end = 0;
-    while end < text.len() {
-        let next = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
-        let n = tok.count(&text[end..next])?;
-        if used + n > budget {
-            break;
-        }
-        used += n;
-        end = next;
-    }
-    Ok(text[..end].to_string())
-}
-
-/// Renders the sample for `hole`: the prompt as the server builds it, then the middle and the
-/// end-of-text token, the loss taken on those last two. `None` when the middle is too long.
+/// Renders the sample for `hole`: the prompt as the server builds it for a cursor where the
+/// middle was, then the middle and the end-of-text token, the loss taken on those last two.
+/// `None` when the middle is too long or the prompt cannot fit.
 pub fn render_sample(
-    tok: &Tokenizer,
-    format: FimFormat,
-    text: &str,
+    p: &Prompter,
+    file: &SourceFile,
     hole: &Hole,
     opts: &SampleOptions,
 ) -> Result<Option<Sample>> {
-    let middle = tok.encode(&text[hole.start..hole.end])?;
+    let text = &file.text;
+    let middle = p.tok.encode(&text[hole.start..hole.end])?;
     if middle.is_empty() || middle.len() > opts.max_middle {
         return Ok(None);
     }
-    let eos = tok.eos().unwrap_or(0);
-    let suffix = head_lines(tok, &text[hole.end..], opts.max_suffix)?;
-    let suffix_tokens = tok.count(&suffix)?;
-    let markup = 3;
-    let budget = opts
-        .seq
-        .saturating_sub(middle.len() + 1 + suffix_tokens + markup);
-    let prefix = tail_lines(tok, &text[..hole.start], budget)?;
-    let mut tokens = render(
-        tok,
-        format,
-        &FimPrompt {
-            prefix,
-            suffix,
-            ..FimPrompt::default()
-        },
-    )?;
+    let document = format!("{}{}", &text[..hole.start], &text[hole.end..]);
+    let total = opts.seq.saturating_sub(middle.len() + 1);
+    let usual = Budget::default();
+    let budget = Budget {
+        total,
+        // The suffix as on a CPU server: `max_suffix` tokens (64) at most.
+        suffix_share: (opts.max_suffix as f32 / total.max(1) as f32).min(1.0),
+        ..usual
+    };
+    let assembler = Assembler {
+        tok: p.tok,
+        format: p.format,
+        repo_name: p.repo_name.clone(),
+        budget,
+        style: ContextStyle::default(),
+    };
+    let req = Request {
+        path: &file.path,
+        lang: Some(file.lang),
+        text: &document,
+        cursor: hole.start,
+        recent: &[],
+    };
+    let assembled = match assembler.assemble(&req, p.index, p.mode) {
+        Ok(a) => a,
+        Err(ContextError::Budget { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut tokens = render(p.tok, p.format, &assembled.prompt)?;
     let target_from = tokens.len();
     tokens.extend(middle);
-    tokens.push(eos);
-    // Token counts of pieces can differ from the whole by a token or two at the seams.
+    tokens.push(p.tok.eos().unwrap_or(0));
+    // The assembler counts pieces; the whole can differ by a token or two at the seams.
     if tokens.len() > opts.seq + 4 {
         let cut = tokens.len() - opts.seq;
         if cut >= target_from {
@@ -249,12 +242,7 @@ pub fn render_sample(
 }
 
 /// Samples for `files`, deterministic for a seed and independent of the order of files.
-pub fn samples(
-    tok: &Tokenizer,
-    format: FimFormat,
-    files: &[SourceFile],
-    opts: &SampleOptions,
-) -> Result<Vec<Sample>> {
+pub fn samples(p: &Prompter, files: &[SourceFile], opts: &SampleOptions) -> Result<Vec<Sample>> {
     let want_of = |f: &SourceFile| f.text.len() as f64 / 1000.0 * opts.per_kb * f.weight;
     let total: f64 = files.iter().map(|f| want_of(f).max(1.0)).sum();
     let thin = (opts.max_samples as f64 / total.max(1.0)).min(1.0);
@@ -285,7 +273,7 @@ pub fn samples(
             let Some(hole) = pick_hole(&f.text, kind, &mut rng) else {
                 continue;
             };
-            if let Some(s) = render_sample(tok, format, &f.text, &hole, opts)? {
+            if let Some(s) = render_sample(p, f, &hole, opts)? {
                 out.push(s);
                 got += 1;
             }
@@ -354,7 +342,15 @@ mod tests {
             seq: 128,
             ..SampleOptions::default()
         };
-        let s = samples(&tok, FimFormat::Qwen, std::slice::from_ref(&file), &opts).unwrap();
+        // Without an index, repository mode prompts with the file alone, as the server does.
+        let p = Prompter {
+            tok: &tok,
+            format: FimFormat::Qwen,
+            mode: ContextMode::Repo,
+            index: None,
+            repo_name: "repo".into(),
+        };
+        let s = samples(&p, std::slice::from_ref(&file), &opts).unwrap();
         assert!(s.len() >= long.len() / 1000, "{} samples", s.len());
         let middle = tok.token_id("<|fim_middle|>").unwrap();
         for x in &s {
@@ -367,10 +363,7 @@ mod tests {
             assert!(long.contains(&mid), "{mid:?}");
         }
         // Deterministic.
-        assert_eq!(
-            s,
-            samples(&tok, FimFormat::Qwen, std::slice::from_ref(&file), &opts).unwrap()
-        );
+        assert_eq!(s, samples(&p, std::slice::from_ref(&file), &opts).unwrap());
         // A cap thins many files evenly.
         let many: Vec<SourceFile> = (0..200)
             .map(|i| SourceFile {
@@ -383,9 +376,70 @@ mod tests {
             max_samples: 50,
             ..opts.clone()
         };
-        let n = samples(&tok, FimFormat::Qwen, &many, &capped)
-            .unwrap()
-            .len();
+        let n = samples(&p, &many, &capped).unwrap().len();
         assert!((30..=70).contains(&n), "{n} samples for a cap of 50");
+    }
+
+    #[test]
+    fn repository_context_comes_from_the_index_as_the_server_chooses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        moat_engine::tiny::write_tiny_model(&path, &moat_engine::tiny::TinySpec::default())
+            .unwrap();
+        let f = moat_engine::gguf::GgufFile::open(&path).unwrap();
+        let tok = Tokenizer::from_gguf(&f.content).unwrap();
+        let repo = dir.path().join("shop");
+        std::fs::create_dir(&repo).unwrap();
+        std::fs::write(
+            repo.join("money.py"),
+            "def zorblax_total(cart):\n    return sum(cart)\n",
+        )
+        .unwrap();
+        let main = "from money import zorblax_total\n\ndef pay(cart):\n    t = zorblax_total(cart)\n    return t\n";
+        std::fs::write(repo.join("main.py"), main).unwrap();
+        let mut index = Index::new(&repo, moat_index::walk::WalkOptions::default()).unwrap();
+        index.refresh();
+        let file = SourceFile {
+            path: "main.py".into(),
+            lang: moat_index::Lang::Python,
+            text: main.into(),
+            weight: 1.0,
+        };
+        let start = main.find("t = ").unwrap();
+        let hole = Hole {
+            kind: HoleKind::Line,
+            start,
+            end: start + main[start..].find('\n').unwrap(),
+        };
+        let opts = SampleOptions {
+            seq: 200,
+            ..SampleOptions::default()
+        };
+        let prompt = |mode, index| {
+            let p = Prompter {
+                tok: &tok,
+                format: FimFormat::Qwen,
+                mode,
+                index,
+                repo_name: "shop".into(),
+            };
+            let s = render_sample(&p, &file, &hole, &opts).unwrap().unwrap();
+            let repo_markup = s.tokens.contains(&tok.token_id("<|repo_name|>").unwrap());
+            (
+                tok.decode(&s.tokens[..s.target_from]).unwrap(),
+                tok.decode(&s.tokens[s.target_from..]).unwrap(),
+                repo_markup,
+            )
+        };
+        let (with, middle, markup) = prompt(ContextMode::Repo, Some(&index));
+        assert!(markup && with.starts_with("shop\nmoney.py\n"), "{with}");
+        assert!(with.contains("return sum(cart)"), "the definition: {with}");
+        assert!(middle.starts_with("t = zorblax_total(cart)"), "{middle}");
+        assert!(
+            !with.contains("t = zorblax_total(cart)"),
+            "the answer is not in the prompt"
+        );
+        let (alone, _, markup) = prompt(ContextMode::File, Some(&index));
+        assert!(!alone.contains("return sum(cart)") && !markup, "{alone}");
     }
 }

@@ -55,7 +55,9 @@ fn tuning_teaches_the_repository_identifier() {
         out: out.clone(),
         name: "repo".into(),
         data: DataOptions::default(),
+        // Judged below with plain fill-in-the-middle prompts, so trained on them.
         samples: SampleOptions {
+            context: moat_context::ContextMode::File,
             seq: 128,
             per_kb: 40.0,
             ..SampleOptions::default()
