@@ -179,7 +179,9 @@ impl Worker {
                                         error: "the model is not loaded".into(),
                                     }
                                 }
-                                Msg::Adapter(None) => {}
+                                Msg::Adapter(None) => {
+                                    *ad.lock().expect("adapter lock") = AdapterState::None
+                                }
                             }
                         }
                         return;
