@@ -320,14 +320,19 @@ mod tests {
         assert!(pick_hole("\n\n", HoleKind::Line, &mut rng).is_none());
     }
 
-    #[test]
-    fn samples_fit_the_length_and_score_only_the_middle() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tiny.gguf");
+    /// The tiny test model's tokenizer (a Qwen-like vocabulary with the FIM markup).
+    fn tiny_tokenizer(dir: &std::path::Path) -> Tokenizer {
+        let path = dir.join("tiny.gguf");
         moat_engine::tiny::write_tiny_model(&path, &moat_engine::tiny::TinySpec::default())
             .unwrap();
         let f = moat_engine::gguf::GgufFile::open(&path).unwrap();
-        let tok = Tokenizer::from_gguf(&f.content).unwrap();
+        Tokenizer::from_gguf(&f.content).unwrap()
+    }
+
+    #[test]
+    fn samples_fit_the_length_and_score_only_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = tiny_tokenizer(dir.path());
         let mut long: String = (0..150)
             .map(|i| format!("def f{i}(n):\n    # café ü\n    return n + {i}\n\n"))
             .collect();
@@ -383,11 +388,7 @@ mod tests {
     #[test]
     fn repository_context_comes_from_the_index_as_the_server_chooses_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tiny.gguf");
-        moat_engine::tiny::write_tiny_model(&path, &moat_engine::tiny::TinySpec::default())
-            .unwrap();
-        let f = moat_engine::gguf::GgufFile::open(&path).unwrap();
-        let tok = Tokenizer::from_gguf(&f.content).unwrap();
+        let tok = tiny_tokenizer(dir.path());
         let repo = dir.path().join("shop");
         std::fs::create_dir(&repo).unwrap();
         std::fs::write(
