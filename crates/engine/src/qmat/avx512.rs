@@ -13,7 +13,7 @@ use std::arch::x86_64::*;
 
 const PAIR_BYTES: usize = 44;
 
-struct Consts {
+pub(super) struct Consts {
     idx: __m512i,
     cnt: __m512i,
     low: __m512i,
@@ -50,7 +50,7 @@ const CNT: [u16; 32] = {
 impl Consts {
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         // Safety: the arrays are 64 bytes long.
         unsafe {
             Self {
@@ -69,7 +69,7 @@ impl Consts {
 /// activations' offset, and the blocks' scales spread to 8 lanes each.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,f16c")]
 #[inline]
-unsafe fn unpack_pair(blk: *const u8, c: &Consts) -> (__m512i, __m512i, __m512) {
+pub(super) unsafe fn unpack_pair(blk: *const u8, c: &Consts) -> (__m512i, __m512i, __m512) {
     // A masked load: the 44 bytes of the pair and nothing past the end of the data.
     let raw = _mm512_maskz_loadu_epi8(0x0000_0FFF_FFFF_FFFF, blk as *const i8);
     let nib = _mm512_and_si512(

@@ -4,10 +4,12 @@
 //! Decoding is bound by memory bandwidth (about 10 GB/s here): every generated token streams
 //! every weight once, so the model stays in Q5_0 (35% fewer bytes than Q8_0) and the kernels
 //! must unpack it faster than memory delivers it. Activations are quantized to 8 bits per
-//! block of 32, as llama.cpp does. Two kernels:
-//! - `avx512`: Q5_0 with AVX-512 VNNI, one or many rows (decoding and prefill);
+//! block of 32, as llama.cpp does. Three kernels, the best the CPU has chosen at run time:
+//! - `amx`: Q5_0 and Q8_0 on AMX tiles, for 8 rows or more (prefill; 4–5× the VNNI
+//!   kernel's throughput there);
+//! - `avx512`: Q5_0 with AVX-512 VNNI, one or many rows (decoding; prefill without AMX);
 //! - `avx2`: Q5_0 and Q8_0 with AVX2, reusing each unpacked block for four rows (Q8_0
-//!   everywhere, Q5_0 on CPUs without AVX-512).
+//!   where AMX is absent or the rows few, Q5_0 on CPUs without AVX-512).
 //!
 //! `row_dot_scalar` is the reference both are tested against.
 
@@ -119,19 +121,34 @@ impl QMat {
 
     /// `out[m][n] = x[m][k] · W[n][k]`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        self.matmul_using(x, m, vnni_available())
+        self.matmul_using(x, m, Kernel::best(m))
     }
 
-    /// `vnni`: whether the AVX-512 kernel may be used (tests run both paths).
-    fn matmul_using(&self, x: &[f32], m: usize, vnni: bool) -> Vec<f32> {
+    /// `kernel` must be one of `Kernel::choices()` (tests run each).
+    fn matmul_using(&self, x: &[f32], m: usize, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), m * self.k, "activation shape");
-        let vnni = vnni && self.format == WeightFormat::Q5_0;
-        let act = quantize(x, m, self.k, vnni);
+        let kernel = match kernel {
+            Kernel::Avx512 if self.format != WeightFormat::Q5_0 => Kernel::Avx2,
+            k => k,
+        };
+        let act = quantize(x, m, self.k, kernel == Kernel::Avx512);
         let data = self
             .tensor
             .data()
             .expect("CPU storage (checked at construction)");
         let nb = self.k / QK;
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Amx {
+            let packed = amx::Packed::new(&act.qs, &act.d, m, nb);
+            let mut out = vec![0f32; m * self.n];
+            let dst = SharedOut(out.as_mut_ptr());
+            candle_core::utils::barrier_pool().execute_chunked(self.n.div_ceil(16), |strips| {
+                // Safety: `Kernel::choices` offers AMX only where the CPU has it and
+                // AVX-512; each strip of 16 rows is one task's, so are its output columns.
+                unsafe { amx::strips(self.format, &data, self.n, &packed, strips, &dst) }
+            });
+            return out;
+        }
         let row_bytes = nb * self.format.block_bytes();
         let mut out_t = vec![0f32; self.n * m]; // [n][m]
         let dst = SharedOut(out_t.as_mut_ptr());
@@ -142,7 +159,7 @@ impl QMat {
                 let w = &data[r * row_bytes..(r + 1) * row_bytes];
                 // Safety: each row r is written by exactly one task, inside the buffer.
                 let out_row = unsafe { dst.row(r, m) };
-                if vnni {
+                if kernel == Kernel::Avx512 {
                     // Safety: checked above that the CPU has the features; `act` was
                     // quantized for it.
                     #[cfg(target_arch = "x86_64")]
@@ -164,6 +181,47 @@ impl QMat {
             }
         }
         out
+    }
+}
+
+/// Which kernel multiplies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// AVX2 (Q8_0 everywhere; Q5_0 without AVX-512).
+    Avx2,
+    /// AVX-512 VNNI, Q5_0 only (others fall back to AVX2).
+    Avx512,
+    /// AMX tiles, Q5_0 and Q8_0, for products of at least `AMX_MIN_ROWS` rows.
+    Amx,
+}
+
+/// Below this many activation rows AMX's 16-row tiles are mostly padding and VNNI wins
+/// (see `prefill_kernels` in the tests' timing example).
+const AMX_MIN_ROWS: usize = 8;
+
+impl Kernel {
+    fn best(m: usize) -> Self {
+        let choices = Self::choices();
+        if m >= AMX_MIN_ROWS && choices.contains(&Self::Amx) {
+            Self::Amx
+        } else if choices.contains(&Self::Avx512) {
+            Self::Avx512
+        } else {
+            Self::Avx2
+        }
+    }
+
+    /// The kernels this CPU runs (AVX2 and FMA are required to build a `QMat` at all).
+    fn choices() -> Vec<Self> {
+        let mut v = vec![Self::Avx2];
+        if vnni_available() {
+            v.push(Self::Avx512);
+            #[cfg(target_arch = "x86_64")]
+            if amx::available() {
+                v.push(Self::Amx);
+            }
+        }
+        v
     }
 }
 
@@ -301,6 +359,8 @@ fn row_dot_scalar(
 }
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -329,18 +389,9 @@ mod tests {
             .unwrap();
         let wt = Arc::new(wt);
         let q = QMat::from_qtensor(wt.clone()).expect("kernel available");
-        for vnni in kernel_choices() {
-            check_one(&q, &wt, &xt, &x, &want, (dtype, n, k, m), vnni);
+        for kernel in Kernel::choices() {
+            check_one(&q, &wt, &xt, &x, &want, (dtype, n, k, m), kernel);
         }
-    }
-
-    /// The AVX2 path always, and the AVX-512 one where the CPU has it.
-    fn kernel_choices() -> Vec<bool> {
-        let mut v = vec![false];
-        if vnni_available() {
-            v.push(true);
-        }
-        v
     }
 
     fn check_one(
@@ -350,9 +401,9 @@ mod tests {
         x: &[f32],
         want: &[f32],
         (dtype, n, k, m): (GgmlDType, usize, usize, usize),
-        vnni: bool,
+        kernel: Kernel,
     ) {
-        let got = q.matmul_using(x, m, vnni);
+        let got = q.matmul_using(x, m, kernel);
         let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
         let max_diff = |a: &[f32]| {
             a.iter()
@@ -364,7 +415,7 @@ mod tests {
         // Activation quantization to 8 bits costs about 1% of the output range.
         assert!(
             err < 0.02 * scale,
-            "{dtype:?} n={n} k={k} m={m} vnni={vnni}: error {err} of {scale}"
+            "{dtype:?} n={n} k={k} m={m} {kernel:?}: error {err} of {scale}"
         );
         // And the candle kernel (which also quantizes activations) agrees as closely; candle's
         // Q5_0 kernel needs K to be a multiple of 64.
@@ -388,9 +439,13 @@ mod tests {
 
     #[test]
     fn kernels_match_the_reference_on_awkward_shapes() {
+        let choices = Kernel::choices();
+        if !choices.contains(&Kernel::Amx) {
+            eprintln!("this CPU has no AMX (or MOAT_NO_AMX is set): testing {choices:?} only");
+        }
         for dtype in [GgmlDType::Q5_0, GgmlDType::Q8_0] {
             for (n, k) in [(128, 896), (37, 4864), (5, 32)] {
-                for m in [1, 3, 4, 7, 9] {
+                for m in [1, 3, 4, 7, 9, 16, 33, 64, 513] {
                     check(dtype, n, k, m);
                 }
             }
@@ -405,7 +460,7 @@ mod tests {
         let w: Vec<f32> = (0..n * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
         for (dtype, m) in [GgmlDType::Q5_0, GgmlDType::Q8_0]
             .into_iter()
-            .flat_map(|d| [(d, 1), (d, 5), (d, 13)])
+            .flat_map(|d| [(d, 1), (d, 5), (d, 13), (d, 21)])
         {
             let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let wt = QTensor::quantize(
@@ -417,8 +472,8 @@ mod tests {
             let data = q.tensor.data().unwrap();
             let act = quantize(&x, m, k, false);
             let bb = q.format.block_bytes() * k / QK;
-            for vnni in kernel_choices() {
-                let fast = q.matmul_using(&x, m, vnni);
+            for kernel in Kernel::choices() {
+                let fast = q.matmul_using(&x, m, kernel);
                 for r in 0..n {
                     let mut out = vec![0f32; m];
                     row_dot_scalar(
@@ -433,7 +488,7 @@ mod tests {
                         let (a, b) = (out[i], fast[i * n + r]);
                         assert!(
                             (a - b).abs() <= 1e-4 * a.abs().max(1.0),
-                            "{dtype:?} vnni={vnni} r={r} i={i}: {a} vs {b}"
+                            "{dtype:?} {kernel:?} r={r} i={i}: {a} vs {b}"
                         );
                     }
                 }

@@ -1,0 +1,291 @@
+//! Prefill on AMX, the tile unit of Intel Xeons since Sapphire Rapids: one `tdpbssd`
+//! multiplies 16 weight rows by 16 activation rows over a block of 32 (8,192 products), where
+//! AVX-512 VNNI needs 128 instructions.
+//!
+//! The weights are the A operand, row-major as they unpack, and the activations the B operand,
+//! so only the activations take AMX's four-bytes-interleaved layout (they are quantized once
+//! per product anyway). Every block has its own weight and activation scales, so a tile
+//! product runs over one block (K = 32) and its integer sums are scaled into f32 accumulators
+//! held in 16 registers: the scaling, not the tile unit, sets the pace.
+//!
+//! Linux grants the tile state per process (`arch_prctl`). The tile configuration belongs to
+//! the thread, and candle's own AMX kernels, which run on the same worker threads, keep
+//! theirs loaded between calls, so ours is saved and restored around each use.
+
+use super::avx512::{unpack_pair, Consts};
+use super::{unpack_scalar, SharedOut, WeightFormat, QK};
+use std::arch::x86_64::*;
+
+/// Rows of a tile: weight rows and activation rows per product.
+const T: usize = 16;
+/// Bytes of one activation tile: 8 groups of 4 values for 16 rows.
+const B_TILE: usize = 8 * 64;
+
+/// Whether the CPU has AMX-INT8 and the kernel lets this process use it.
+pub(super) fn available() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        if std::env::var_os("MOAT_NO_AMX").is_some() {
+            return false;
+        }
+        // `is_x86_feature_detected!("amx-int8")` is not stable: CPUID leaf 7, EDX bits 24
+        // (tiles) and 25 (int8).
+        let leaf = __cpuid_count(7, 0);
+        if leaf.edx & (1 << 24) == 0 || leaf.edx & (1 << 25) == 0 {
+            return false;
+        }
+        request_permission()
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn request_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // Safety: a request for a process permission; it touches no memory of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request_permission() -> bool {
+    false
+}
+
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+impl TileConfig {
+    fn ours() -> Self {
+        let mut c = Self {
+            palette: 1,
+            start_row: 0,
+            reserved: [0; 14],
+            colsb: [0; 16],
+            rows: [0; 16],
+        };
+        // tmm0: the sums, 16 weight rows × 16 activation rows of i32.
+        (c.rows[0], c.colsb[0]) = (16, 64);
+        // tmm1: the weights, 16 rows of one block.
+        (c.rows[1], c.colsb[1]) = (16, QK as u16);
+        // tmm2: the activations, 8 groups of 4 values × 16 rows.
+        (c.rows[2], c.colsb[2]) = (8, 64);
+        c
+    }
+}
+
+/// Our tile configuration, loaded for as long as it lives; the thread's previous one (a
+/// palette of 0 means none) comes back when it drops.
+struct Tiles {
+    saved: TileConfig,
+}
+
+impl Tiles {
+    /// Safety: `available()` returned true.
+    unsafe fn load() -> Self {
+        let saved = TileConfig {
+            palette: 0,
+            start_row: 0,
+            reserved: [0; 14],
+            colsb: [0; 16],
+            rows: [0; 16],
+        };
+        let ours = TileConfig::ours();
+        std::arch::asm!(
+            "sttilecfg [{saved}]",
+            "ldtilecfg [{ours}]",
+            saved = in(reg) &saved,
+            ours = in(reg) &ours,
+            options(nostack)
+        );
+        Self { saved }
+    }
+}
+
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        // Safety: the configuration was stored by `sttilecfg`, so it is a valid one.
+        unsafe {
+            if self.saved.palette == 0 {
+                std::arch::asm!("tilerelease", options(nostack, nomem));
+            } else {
+                std::arch::asm!("ldtilecfg [{c}]", c = in(reg) &self.saved, options(nostack));
+            }
+        }
+    }
+}
+
+/// Quantized activations in the B operand's layout: `xs[tile][block][group][row][4]` with
+/// `T` rows per tile (the last one padded with zeros), and `dx[tile][block][row]`.
+pub(super) struct Packed {
+    xs: Vec<i8>,
+    dx: Vec<f32>,
+    m: usize,
+    nb: usize,
+}
+
+impl Packed {
+    /// From activations quantized per block: `qs[m][nb * 32]`, `d[m][nb]`.
+    pub(super) fn new(qs: &[i8], d: &[f32], m: usize, nb: usize) -> Self {
+        let tiles = m.div_ceil(T);
+        let mut xs = vec![0i8; tiles * nb * B_TILE];
+        let mut dx = vec![0f32; tiles * nb * T];
+        for i in 0..m {
+            let (t, r) = (i / T, i % T);
+            for b in 0..nb {
+                let src = &qs[(i * nb + b) * QK..][..QK];
+                let base = (t * nb + b) * B_TILE + r * 4;
+                for (g, four) in src.chunks_exact(4).enumerate() {
+                    xs[base + g * 64..base + g * 64 + 4].copy_from_slice(four);
+                }
+                dx[(t * nb + b) * T + r] = d[i * nb + b];
+            }
+        }
+        Self { xs, dx, m, nb }
+    }
+}
+
+/// Per-task scratch: one strip of 16 weight rows unpacked, `w[block][row][32]` and
+/// `d[block][row]`, and one tile of sums.
+struct Strip {
+    w: Vec<i8>,
+    d: Vec<f32>,
+    sums: [i32; T * T],
+}
+
+/// `out[i][r] = x[i] · w[r]` for the weight rows of the 16-row strips in `strips`.
+///
+/// Safety: `available()` returned true; the CPU has AVX-512 (F, BW, VL, VBMI, VNNI); `data`
+/// holds `n` rows of `nb` blocks of `format`; `out` has room for `act.m * n` floats and no
+/// other task writes the columns of these strips.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,f16c,fma")]
+pub(super) unsafe fn strips(
+    format: WeightFormat,
+    data: &[u8],
+    n: usize,
+    act: &Packed,
+    strips: std::ops::Range<usize>,
+    out: &SharedOut,
+) {
+    let nb = act.nb;
+    let mut s = Strip {
+        w: vec![0i8; nb * T * QK],
+        d: vec![0f32; nb * T],
+        sums: [0; T * T],
+    };
+    let _tiles = Tiles::load();
+    let c = Consts::new();
+    for strip in strips {
+        let n0 = strip * T;
+        let rows = (n - n0).min(T);
+        unpack_strip(format, data, nb, n0, rows, &c, &mut s);
+        for t in 0..act.m.div_ceil(T) {
+            let acc = tile_row(&mut s, act, t);
+            let lanes = (act.m - t * T).min(T);
+            let mut block = [[0f32; T]; T];
+            for (dst, a) in block.iter_mut().zip(&acc) {
+                _mm512_storeu_ps(dst.as_mut_ptr(), *a);
+            }
+            // The sums are by weight row; the output is by activation row.
+            for i in 0..lanes {
+                let o = out.slice((t * T + i) * n + n0, rows);
+                for (v, sums) in o.iter_mut().zip(&block) {
+                    *v = sums[i];
+                }
+            }
+        }
+    }
+}
+
+/// Unpacks weight rows `n0..n0 + rows` into the strip; rows past them are zero.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,f16c,fma")]
+unsafe fn unpack_strip(
+    format: WeightFormat,
+    data: &[u8],
+    nb: usize,
+    n0: usize,
+    rows: usize,
+    c: &Consts,
+    s: &mut Strip,
+) {
+    let bb = format.block_bytes();
+    let row_bytes = nb * bb;
+    if rows < T {
+        s.w.fill(0);
+        s.d.fill(0.0);
+    }
+    for r in 0..rows {
+        let w = &data[(n0 + r) * row_bytes..(n0 + r + 1) * row_bytes];
+        let mut b = 0;
+        if format == WeightFormat::Q5_0 {
+            while b + 2 <= nb {
+                let (ws, _, _) = unpack_pair(w.as_ptr().add(b * bb), c);
+                let dst = s.w.as_mut_ptr();
+                _mm256_storeu_si256(
+                    dst.add((b * T + r) * QK) as *mut __m256i,
+                    _mm512_castsi512_si256(ws),
+                );
+                _mm256_storeu_si256(
+                    dst.add(((b + 1) * T + r) * QK) as *mut __m256i,
+                    _mm512_extracti64x4_epi64::<1>(ws),
+                );
+                for j in 0..2 {
+                    let blk = &w[(b + j) * bb..];
+                    s.d[(b + j) * T + r] = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                }
+                b += 2;
+            }
+        }
+        // Q8_0 blocks, and an odd Q5_0 block at the end.
+        while b < nb {
+            let (q, d) = unpack_scalar(format, &w[b * bb..(b + 1) * bb]);
+            s.w[(b * T + r) * QK..][..QK].copy_from_slice(&q);
+            s.d[b * T + r] = d;
+            b += 1;
+        }
+    }
+}
+
+/// The strip's 16 weight rows times activation tile `t`: for each weight row, the sums
+/// for the tile's 16 activation rows.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,f16c,fma")]
+unsafe fn tile_row(s: &mut Strip, act: &Packed, t: usize) -> [__m512; T] {
+    let mut acc = [_mm512_setzero_ps(); T];
+    for b in 0..act.nb {
+        let a = s.w.as_ptr().add(b * T * QK);
+        let x = act.xs.as_ptr().add((t * act.nb + b) * B_TILE);
+        std::arch::asm!(
+            "tilezero tmm0",
+            "tileloadd tmm1, [{a} + {sa}*1]",
+            "tileloadd tmm2, [{x} + {sx}*1]",
+            "tdpbssd tmm0, tmm1, tmm2",
+            "tilestored [{c} + {sc}*1], tmm0",
+            a = in(reg) a,
+            sa = in(reg) QK,
+            x = in(reg) x,
+            sx = in(reg) 64usize,
+            c = in(reg) s.sums.as_mut_ptr(),
+            sc = in(reg) 64usize,
+            options(nostack)
+        );
+        let dx = _mm512_loadu_ps(act.dx.as_ptr().add((t * act.nb + b) * T));
+        let dw = s.d.as_ptr().add(b * T);
+        for (r, a) in acc.iter_mut().enumerate() {
+            let sums = _mm512_loadu_si512(s.sums.as_ptr().add(r * T) as *const __m512i);
+            let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dx);
+            *a = _mm512_fmadd_ps(scaled, _mm512_set1_ps(*dw.add(r)), *a);
+        }
+    }
+    acc
+}
