@@ -26,6 +26,10 @@ pub enum BenchCommand {
         /// to measure what the low-rank updates cost.
         #[arg(long)]
         adapter: Option<String>,
+        /// Write the benchmark's prompts (token ids, sizes, decode steps) as JSON to this
+        /// file and stop: peers run the same tokens (`benches/peer/run.sh`).
+        #[arg(long)]
+        dump_prompts: Option<std::path::PathBuf>,
     },
     /// Index build, parse-only limit, reload and one-file update latency on a repository.
     Index {
@@ -73,7 +77,7 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
 }
 
 pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
-    let (model, device, runs, json, kernels, adapter) = match cmd {
+    let (model, device, runs, json, kernels, adapter, dump) = match cmd {
         BenchCommand::Engine {
             model,
             device,
@@ -81,7 +85,8 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
             json,
             kernels,
             adapter,
-        } => (model, device, runs, json, kernels, adapter),
+            dump_prompts,
+        } => (model, device, runs, json, kernels, adapter, dump_prompts),
         BenchCommand::Index { dir, json, updates } => {
             return crate::bench_index::run(&dir, json, updates)
         }
@@ -117,6 +122,17 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
         for text in CORPUS {
             tokens.extend(engine.tokenizer().encode(text)?);
         }
+    }
+    if let Some(file) = dump {
+        let prompts = json!({
+            "model": path.display().to_string(),
+            "sizes": PREFILL_SIZES,
+            "decode_steps": DECODE_STEPS,
+            "tokens": &tokens[..*PREFILL_SIZES.iter().max().unwrap_or(&0)],
+        });
+        std::fs::write(&file, prompts.to_string())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+        return Ok(());
     }
     let decode = GenerateParams {
         max_tokens: DECODE_STEPS,

@@ -33,9 +33,18 @@ pub struct AttnShape {
 /// for all the query heads of its group (16 KB of f32 for 64-wide heads: it stays in L1).
 const BLOCK: usize = 64;
 
+/// Query rows per task during prefill: their heads share each converted block of keys and
+/// values, and the AVX-512 kernels score four query vectors per pass over a block.
+const ROWS: usize = 4;
+
 /// `q`: `[n_head][t][head_dim]`; `k`, `v`: the layer's cache buffers (f16). Returns
 /// `[t][n_head * head_dim]`, each query row attending to positions `0..=pos + row`.
 pub fn attend(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32) -> Vec<f32> {
+    attend_using(q, k, v, s, scale, avx512_available())
+}
+
+/// `wide`: whether the AVX-512 kernels may be used (tests run both paths).
+fn attend_using(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32, wide: bool) -> Vec<f32> {
     let AttnShape {
         n_head,
         n_kv_head,
@@ -52,46 +61,260 @@ pub fn attend(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32) -> Vec<
         "cache overflow"
     );
     let groups = n_head / n_kv_head;
+    let tiles = t.div_ceil(ROWS);
+    let wide = wide && d.is_multiple_of(16);
     let mut out = vec![0f32; t * n_head * d];
     let dst = SharedOut(out.as_mut_ptr());
-    candle_core::utils::barrier_pool().execute_chunked(n_kv_head * t, |items| {
-        let mut scores = vec![0f32; groups * (pos + t)];
+    candle_core::utils::barrier_pool().execute_chunked(n_kv_head * tiles, |items| {
+        let mut scores = vec![0f32; groups * ROWS * (pos + t)];
         let mut block = vec![0f32; BLOCK * d];
         for item in items {
-            let (h, i) = (item / t, item % t);
-            let len = pos + i + 1;
+            let (h, tile) = (item / tiles, item % tiles);
+            let i0 = tile * ROWS;
+            let rows = ROWS.min(t - i0);
+            // Query vector n is head h*groups + n / rows at row i0 + n % rows; all of them
+            // score every key up to the tile's last row, the earlier rows' extra scores
+            // then weigh nothing.
+            let span = pos + i0 + rows;
+            let nv = groups * rows;
+            let len = |n: usize| pos + i0 + n % rows + 1;
+            let query = |n: usize| &q[((h * groups + n / rows) * t + i0 + n % rows) * d..][..d];
             let kt = &k[h * key_stride * d..(h + 1) * key_stride * d];
-            let vh = &v[h * capacity * d..(h * capacity + len) * d];
-            let scores = &mut scores[..groups * len];
-            let query = |g: usize| &q[((h * groups + g) * t + i) * d..][..d];
-            for j0 in (0..len).step_by(BLOCK) {
-                let w = BLOCK.min(len - j0);
+            let vh = &v[h * capacity * d..(h * capacity + span) * d];
+            let scores = &mut scores[..nv * span];
+            for j0 in (0..span).step_by(BLOCK) {
+                let w = BLOCK.min(span - j0);
                 // Transposed keys: feature c of keys j0.. is at kt[c * key_stride + j0..].
                 for c in 0..d {
                     let src = &kt[c * key_stride + j0..c * key_stride + j0 + w];
                     src.convert_to_f32_slice(&mut block[c * BLOCK..c * BLOCK + w]);
                 }
-                for g in 0..groups {
-                    let row = &mut scores[g * len + j0..g * len + j0 + w];
-                    score_block(query(g), &block, row, scale);
+                if wide {
+                    // Safety: AVX-512F is present; every query and score row is in bounds.
+                    unsafe { score_wide(&query, nv, &block, d, scores, span, j0, w, scale) };
+                } else {
+                    for n in 0..nv {
+                        let row = &mut scores[n * span + j0..n * span + j0 + w];
+                        score_block(query(n), &block, row, scale);
+                    }
                 }
             }
-            for g in 0..groups {
-                softmax(&mut scores[g * len..(g + 1) * len]);
+            for n in 0..nv {
+                let row = &mut scores[n * span..(n + 1) * span];
+                let (live, masked) = row.split_at_mut(len(n));
+                softmax(live);
+                masked.fill(0.0);
             }
-            for j0 in (0..len).step_by(BLOCK) {
-                let w = BLOCK.min(len - j0);
+            for j0 in (0..span).step_by(BLOCK) {
+                let w = BLOCK.min(span - j0);
                 vh[j0 * d..(j0 + w) * d].convert_to_f32_slice(&mut block[..w * d]);
-                for g in 0..groups {
-                    // Safety: task (h, i) alone writes query row i of heads h*groups..+groups.
-                    let o = unsafe { dst.slice((i * n_head + h * groups + g) * d, d) };
-                    let p = &scores[g * len + j0..g * len + j0 + w];
-                    weigh_values(p, &block[..w * d], d, o);
+                // Safety (both arms): task (h, tile) alone writes rows i0..i0 + rows of
+                // heads h*groups..+groups.
+                let out_row = |n: usize| unsafe {
+                    dst.slice(((i0 + n % rows) * n_head + h * groups + n / rows) * d, d)
+                };
+                if wide {
+                    // Safety: AVX-512F is present and d is a multiple of 16.
+                    unsafe { weigh_wide(scores, span, nv, j0, &block[..w * d], d, &out_row) };
+                } else {
+                    for n in 0..nv {
+                        let p = &scores[n * span + j0..n * span + j0 + w];
+                        weigh_values(p, &block[..w * d], d, out_row(n));
+                    }
                 }
             }
         }
     });
     out
+}
+
+fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && std::env::var_os("MOAT_NO_AVX512").is_none()
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Scores of query vectors `0..nv` against one block of keys (`w` of them, from `j0`),
+/// four vectors per pass so that each loaded key serves four FMAs.
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn score_wide<'q>(
+    query: &impl Fn(usize) -> &'q [f32],
+    nv: usize,
+    block: &[f32],
+    d: usize,
+    scores: &mut [f32],
+    span: usize,
+    j0: usize,
+    w: usize,
+    scale: f32,
+) {
+    let mut n = 0;
+    while n < nv {
+        let take = (nv - n).min(4);
+        let qs: [&[f32]; 4] = std::array::from_fn(|i| query(n + i.min(take - 1)));
+        let sums = match take {
+            4 => wide::scores::<4>(&qs, block, d),
+            3 => wide::scores::<3>(&qs, block, d),
+            2 => wide::scores::<2>(&qs, block, d),
+            _ => wide::scores::<1>(&qs, block, d),
+        };
+        for (i, sum) in sums.iter().enumerate().take(take) {
+            let row = &mut scores[(n + i) * span + j0..(n + i) * span + j0 + w];
+            for (o, v) in row.iter_mut().zip(sum) {
+                *o = v * scale;
+            }
+        }
+        n += take;
+    }
+}
+
+/// Adds each query vector's weighted values of one block into its output row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weigh_wide<'o>(
+    scores: &[f32],
+    span: usize,
+    nv: usize,
+    j0: usize,
+    values: &[f32],
+    d: usize,
+    out_row: &impl Fn(usize) -> &'o mut [f32],
+) {
+    let w = values.len() / d;
+    let mut n = 0;
+    while n < nv {
+        let take = (nv - n).min(4);
+        let p: [&[f32]; 4] = std::array::from_fn(|i| {
+            let v = n + i.min(take - 1);
+            &scores[v * span + j0..v * span + j0 + w]
+        });
+        match take {
+            4 => wide::weigh::<4>(&p, values, d, |i| out_row(n + i)),
+            3 => wide::weigh::<3>(&p, values, d, |i| out_row(n + i)),
+            2 => wide::weigh::<2>(&p, values, d, |i| out_row(n + i)),
+            _ => wide::weigh::<1>(&p, values, d, |i| out_row(n + i)),
+        }
+        n += take;
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn score_wide<'q>(
+    _: &impl Fn(usize) -> &'q [f32],
+    _: usize,
+    _: &[f32],
+    _: usize,
+    _: &mut [f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: f32,
+) {
+    unreachable!("AVX-512 only")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn weigh_wide<'o>(
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &[f32],
+    _: usize,
+    _: &impl Fn(usize) -> &'o mut [f32],
+) {
+    unreachable!("AVX-512 only")
+}
+
+/// AVX-512 kernels for `N` query vectors at once.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::BLOCK;
+    use std::arch::x86_64::*;
+
+    /// `q_n · key j` for the 64 keys of a block (`block[c * BLOCK + j]`); lanes past the
+    /// block's keys hold leftovers the caller ignores.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scores<const N: usize>(
+        q: &[&[f32]; 4],
+        block: &[f32],
+        d: usize,
+    ) -> [[f32; BLOCK]; 4] {
+        let mut acc = [[_mm512_setzero_ps(); 4]; N];
+        for c in 0..d {
+            let keys = block.as_ptr().add(c * BLOCK);
+            let k: [__m512; 4] = std::array::from_fn(|j| _mm512_loadu_ps(keys.add(16 * j)));
+            for (a, qn) in acc.iter_mut().zip(q) {
+                let b = _mm512_set1_ps(*qn.get_unchecked(c));
+                for j in 0..4 {
+                    a[j] = _mm512_fmadd_ps(b, k[j], a[j]);
+                }
+            }
+        }
+        let mut out = [[0f32; BLOCK]; 4];
+        for (o, a) in out.iter_mut().zip(&acc) {
+            for (j, aj) in a.iter().enumerate() {
+                _mm512_storeu_ps(o.as_mut_ptr().add(16 * j), *aj);
+            }
+        }
+        out
+    }
+
+    /// `out_n += Σ_j p_n[j] · value j`, 64 columns at a time; `d` is a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn weigh<'o, const N: usize>(
+        p: &[&[f32]; 4],
+        values: &[f32],
+        d: usize,
+        out: impl Fn(usize) -> &'o mut [f32],
+    ) {
+        let w = p[0].len();
+        let mut c0 = 0;
+        while c0 < d {
+            let cols = ((d - c0) / 16).min(4);
+            let mut acc = [[_mm512_setzero_ps(); 4]; N];
+            for (n, a) in acc.iter_mut().enumerate() {
+                let o = out(n).as_ptr().add(c0);
+                for (j, aj) in a.iter_mut().enumerate().take(cols) {
+                    *aj = _mm512_loadu_ps(o.add(16 * j));
+                }
+            }
+            for jj in 0..w {
+                let row = values.as_ptr().add(jj * d + c0);
+                let v: [__m512; 4] = std::array::from_fn(|j| {
+                    if j < cols {
+                        _mm512_loadu_ps(row.add(16 * j))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                for (a, pn) in acc.iter_mut().zip(p) {
+                    let b = _mm512_set1_ps(*pn.get_unchecked(jj));
+                    for j in 0..cols {
+                        a[j] = _mm512_fmadd_ps(b, v[j], a[j]);
+                    }
+                }
+            }
+            for (n, a) in acc.iter().enumerate() {
+                let o = out(n).as_mut_ptr().add(c0);
+                for (j, aj) in a.iter().enumerate().take(cols) {
+                    _mm512_storeu_ps(o.add(16 * j), *aj);
+                }
+            }
+            c0 += 16 * cols;
+        }
+    }
 }
 
 /// `out[j] = scale * q · key j` for the `out.len()` keys of a block laid out
@@ -254,9 +477,17 @@ mod tests {
         // Grouped (7 query heads per KV head, as the default model) and plain; one row
         // (decoding) and several (prefill), with and without earlier positions.
         for (n_head, n_kv_head, head_dim) in [(14, 2, 64), (4, 4, 12)] {
-            // 33 and 40 positions: a block of 32 keys and a tail.
-            for (pos, t) in [(0, 1), (0, 5), (9, 1), (26, 7), (30, 10)] {
-                let capacity = 40;
+            // Up to 40 positions: part of a block; up to 150: two blocks of 64 and a tail.
+            for (pos, t, capacity) in [
+                (0, 1, 40),
+                (0, 5, 40),
+                (9, 1, 40),
+                (26, 7, 40),
+                (30, 10, 40),
+                (0, 150, 150),
+                (70, 9, 80),
+                (127, 1, 130),
+            ] {
                 let s = AttnShape {
                     n_head,
                     n_kv_head,
@@ -273,14 +504,20 @@ mod tests {
                     |x: Vec<f32>| -> Vec<f16> { x.iter().map(|v| f16::from_f32(*v)).collect() };
                 let k = half(r(n_kv_head * s.key_stride * head_dim));
                 let v = half(r(n_kv_head * capacity * head_dim));
-                let got = attend(&q, &k, &v, s, 0.125);
                 let want = reference(&q, &k, &v, s, 0.125);
-                let err = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
-                assert!(err < 1e-4, "{s:?}: max error {err}");
+                let mut paths = vec![false];
+                if avx512_available() {
+                    paths.push(true);
+                }
+                for wide in paths {
+                    let got = attend_using(&q, &k, &v, s, 0.125, wide);
+                    let err = got
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(err < 1e-4, "{s:?} wide={wide}: max error {err}");
+                }
             }
         }
     }

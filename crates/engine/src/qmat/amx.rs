@@ -81,6 +81,11 @@ impl TileConfig {
         (c.rows[1], c.colsb[1]) = (16, QK as u16);
         // tmm2: the activations, 8 groups of 4 values × 16 rows.
         (c.rows[2], c.colsb[2]) = (8, 64);
+        // Half blocks, for Q6_K's sub-blocks of 16: tmm3 weights, tmm4 activations, tmm5
+        // the second half's sums.
+        (c.rows[3], c.colsb[3]) = (16, 16);
+        (c.rows[4], c.colsb[4]) = (4, 64);
+        (c.rows[5], c.colsb[5]) = (16, 64);
         c
     }
 }
@@ -127,10 +132,12 @@ impl Drop for Tiles {
 }
 
 /// Quantized activations in the B operand's layout: `xs[tile][block][group][row][4]` with
-/// `T` rows per tile (the last one padded with zeros), and `dx[tile][block][row]`.
+/// `T` rows per tile (the last one padded with zeros), `dx[tile][block][row]`, and `dxs`
+/// the scale times the block's sum of values (for Q4_K's minimums).
 pub(super) struct Packed {
     xs: Vec<i8>,
     dx: Vec<f32>,
+    dxs: Vec<f32>,
     m: usize,
     nb: usize,
 }
@@ -141,6 +148,7 @@ impl Packed {
         let tiles = m.div_ceil(T);
         let mut xs = vec![0i8; tiles * nb * B_TILE];
         let mut dx = vec![0f32; tiles * nb * T];
+        let mut dxs = vec![0f32; tiles * nb * T];
         for i in 0..m {
             let (t, r) = (i / T, i % T);
             for b in 0..nb {
@@ -149,19 +157,23 @@ impl Packed {
                 for (g, four) in src.chunks_exact(4).enumerate() {
                     xs[base + g * 64..base + g * 64 + 4].copy_from_slice(four);
                 }
+                let sum: i32 = src.iter().map(|v| *v as i32).sum();
                 dx[(t * nb + b) * T + r] = d[i * nb + b];
+                dxs[(t * nb + b) * T + r] = d[i * nb + b] * sum as f32;
             }
         }
-        Self { xs, dx, m, nb }
+        Self { xs, dx, dxs, m, nb }
     }
 }
 
 /// Per-task scratch: one strip of 16 weight rows unpacked, `w[block][row][32]` and
-/// `d[block][row]`, and one tile of sums.
+/// `d[block][row]`, and two tiles of sums. `d2` is Q4_K's minimum (subtracted, times the
+/// activations' sum) or Q6_K's scale for the block's second half; unused otherwise.
 struct Strip {
     w: Vec<i8>,
     d: Vec<f32>,
-    sums: [i32; T * T],
+    d2: Vec<f32>,
+    sums: [i32; 2 * T * T],
 }
 
 /// `out[i][r] = x[i] · w[r]` for the weight rows of the 16-row strips in `strips`.
@@ -182,7 +194,8 @@ pub(super) unsafe fn strips(
     let mut s = Strip {
         w: vec![0i8; nb * T * QK],
         d: vec![0f32; nb * T],
-        sums: [0; T * T],
+        d2: vec![0f32; nb * T],
+        sums: [0; 2 * T * T],
     };
     let _tiles = Tiles::load();
     let c = Consts::new();
@@ -191,7 +204,11 @@ pub(super) unsafe fn strips(
         let rows = (n - n0).min(T);
         unpack_strip(format, data, nb, n0, rows, &c, &mut s);
         for t in 0..act.m.div_ceil(T) {
-            let acc = tile_row(&mut s, act, t);
+            let acc = match format {
+                WeightFormat::Q4K => tile_row::<{ Sums::MINUS_MIN }>(&mut s, act, t),
+                WeightFormat::Q6K => tile_row::<{ Sums::HALVES }>(&mut s, act, t),
+                _ => tile_row::<{ Sums::PLAIN }>(&mut s, act, t),
+            };
             let lanes = (act.m - t * T).min(T);
             let mut block = [[0f32; T]; T];
             for (dst, a) in block.iter_mut().zip(&acc) {
@@ -220,13 +237,24 @@ unsafe fn unpack_strip(
     s: &mut Strip,
 ) {
     let bb = format.block_bytes();
-    let row_bytes = nb * bb;
+    let row_bytes = nb * QK / format.block_len() * bb;
     if rows < T {
         s.w.fill(0);
         s.d.fill(0.0);
+        s.d2.fill(0.0);
     }
     for r in 0..rows {
         let w = &data[(n0 + r) * row_bytes..(n0 + r + 1) * row_bytes];
+        if format.k_quant() {
+            for (sb, blk) in w.chunks_exact(bb).enumerate() {
+                if format == WeightFormat::Q4K {
+                    unpack_q4k(blk, sb * 8, r, s);
+                } else {
+                    unpack_q6k(blk, sb * 8, r, s);
+                }
+            }
+            continue;
+        }
         let mut b = 0;
         if format == WeightFormat::Q5_0 {
             while b + 2 <= nb {
@@ -257,35 +285,159 @@ unsafe fn unpack_strip(
     }
 }
 
+/// How a block's integer sums become its contribution (a const parameter of `tile_row`).
+struct Sums;
+
+impl Sums {
+    /// `sums · dx · d` (Q5_0, Q8_0).
+    const PLAIN: u8 = 0;
+    /// `(sums · d − Σx · d2) · dx` (Q4_K: scale and minimum per sub-block of 32).
+    const MINUS_MIN: u8 = 1;
+    /// `(sums₁ · d + sums₂ · d2) · dx` over two half blocks (Q6_K: sub-blocks of 16).
+    const HALVES: u8 = 2;
+}
+
 /// The strip's 16 weight rows times activation tile `t`: for each weight row, the sums
 /// for the tile's 16 activation rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,f16c,fma")]
-unsafe fn tile_row(s: &mut Strip, act: &Packed, t: usize) -> [__m512; T] {
+unsafe fn tile_row<const SUMS: u8>(s: &mut Strip, act: &Packed, t: usize) -> [__m512; T] {
     let mut acc = [_mm512_setzero_ps(); T];
     for b in 0..act.nb {
         let a = s.w.as_ptr().add(b * T * QK);
         let x = act.xs.as_ptr().add((t * act.nb + b) * B_TILE);
-        std::arch::asm!(
-            "tilezero tmm0",
-            "tileloadd tmm1, [{a} + {sa}*1]",
-            "tileloadd tmm2, [{x} + {sx}*1]",
-            "tdpbssd tmm0, tmm1, tmm2",
-            "tilestored [{c} + {sc}*1], tmm0",
-            a = in(reg) a,
-            sa = in(reg) QK,
-            x = in(reg) x,
-            sx = in(reg) 64usize,
-            c = in(reg) s.sums.as_mut_ptr(),
-            sc = in(reg) 64usize,
-            options(nostack)
-        );
-        let dx = _mm512_loadu_ps(act.dx.as_ptr().add((t * act.nb + b) * T));
-        let dw = s.d.as_ptr().add(b * T);
+        let c = s.sums.as_mut_ptr();
+        if SUMS == Sums::HALVES {
+            std::arch::asm!(
+                "tilezero tmm0",
+                "tilezero tmm5",
+                "tileloadd tmm3, [{a} + {sa}*1]",
+                "tileloadd tmm4, [{x} + {sx}*1]",
+                "tdpbssd tmm0, tmm3, tmm4",
+                "tileloadd tmm3, [{a} + {sa}*1 + 16]",
+                "tileloadd tmm4, [{x} + {sx}*1 + 256]",
+                "tdpbssd tmm5, tmm3, tmm4",
+                "tilestored [{c} + {sc}*1], tmm0",
+                "tilestored [{c} + {sc}*1 + 1024], tmm5",
+                a = in(reg) a,
+                sa = in(reg) QK,
+                x = in(reg) x,
+                sx = in(reg) 64usize,
+                c = in(reg) c,
+                sc = in(reg) 64usize,
+                options(nostack)
+            );
+        } else {
+            std::arch::asm!(
+                "tilezero tmm0",
+                "tileloadd tmm1, [{a} + {sa}*1]",
+                "tileloadd tmm2, [{x} + {sx}*1]",
+                "tdpbssd tmm0, tmm1, tmm2",
+                "tilestored [{c} + {sc}*1], tmm0",
+                a = in(reg) a,
+                sa = in(reg) QK,
+                x = in(reg) x,
+                sx = in(reg) 64usize,
+                c = in(reg) c,
+                sc = in(reg) 64usize,
+                options(nostack)
+            );
+        }
+        let at = (t * act.nb + b) * T;
+        let dx = _mm512_loadu_ps(act.dx.as_ptr().add(at));
+        let dxs = _mm512_loadu_ps(act.dxs.as_ptr().add(at));
+        let (dw, dw2) = (s.d.as_ptr().add(b * T), s.d2.as_ptr().add(b * T));
         for (r, a) in acc.iter_mut().enumerate() {
             let sums = _mm512_loadu_si512(s.sums.as_ptr().add(r * T) as *const __m512i);
             let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dx);
             *a = _mm512_fmadd_ps(scaled, _mm512_set1_ps(*dw.add(r)), *a);
+            if SUMS == Sums::MINUS_MIN {
+                *a = _mm512_fnmadd_ps(dxs, _mm512_set1_ps(*dw2.add(r)), *a);
+            } else if SUMS == Sums::HALVES {
+                let p = s.sums.as_ptr().add(T * T + r * T) as *const __m512i;
+                let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(p)), dx);
+                *a = _mm512_fmadd_ps(scaled, _mm512_set1_ps(*dw2.add(r)), *a);
+            }
         }
     }
     acc
+}
+
+/// The scale and minimum of Q4_K sub-block `j` from their 6-bit packing in 12 bytes.
+fn q4k_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// One Q4_K super-block (`d`, `dmin`, 12 bytes of scales, 128 of nibbles) of weight row `r`
+/// into blocks `b0..b0 + 8` of the strip: values 0..15, scale `d·sc`, minimum `dmin·m`.
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_q4k(blk: &[u8], b0: usize, r: usize, s: &mut Strip) {
+    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+    let dmin = half::f16::from_le_bytes([blk[2], blk[3]]).to_f32();
+    let scales = &blk[4..16];
+    let low = _mm256_set1_epi8(0x0F);
+    for j in 0..8 {
+        let (sc, mn) = q4k_scale_min(j, scales);
+        s.d[(b0 + j) * T + r] = d * sc as f32;
+        s.d2[(b0 + j) * T + r] = dmin * mn as f32;
+        // Each 32 bytes hold two sub-blocks: the low nibbles, then the high ones.
+        let bytes = _mm256_loadu_si256(blk.as_ptr().add(16 + (j / 2) * 32) as *const __m256i);
+        let q = if j % 2 == 0 {
+            _mm256_and_si256(bytes, low)
+        } else {
+            _mm256_and_si256(_mm256_srli_epi16::<4>(bytes), low)
+        };
+        _mm256_storeu_si256(
+            s.w.as_mut_ptr().add(((b0 + j) * T + r) * QK) as *mut __m256i,
+            q,
+        );
+    }
+}
+
+/// One Q6_K super-block (128 bytes of low nibbles, 64 of high bit pairs, 16 signed scales,
+/// `d`) of weight row `r` into blocks `b0..b0 + 8`: values −32..31, each block's two
+/// sub-blocks' scales `d·sc` in `d` and `d2`.
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_q6k(blk: &[u8], b0: usize, r: usize, s: &mut Strip) {
+    let d = half::f16::from_le_bytes([blk[208], blk[209]]).to_f32();
+    let low = _mm256_set1_epi8(0x0F);
+    let two = _mm256_set1_epi8(3);
+    let bias = _mm256_set1_epi8(32);
+    for h in 0..2 {
+        let ql = blk.as_ptr().add(64 * h);
+        let qh = _mm256_loadu_si256(blk.as_ptr().add(128 + 32 * h) as *const __m256i);
+        let ql0 = _mm256_loadu_si256(ql as *const __m256i);
+        let ql1 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
+        // Four blocks of 32 per half: low nibbles of the first and second 32 bytes, then
+        // their high nibbles; bit pairs 0-1, 2-3, 4-5, 6-7 of the high bytes, in order.
+        let nibbles = [
+            _mm256_and_si256(ql0, low),
+            _mm256_and_si256(ql1, low),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low),
+        ];
+        let highs = [
+            _mm256_and_si256(qh, two),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(qh), two),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(qh), two),
+            _mm256_and_si256(_mm256_srli_epi16::<6>(qh), two),
+        ];
+        for g in 0..4 {
+            let b = b0 + 4 * h + g;
+            let q = _mm256_sub_epi8(
+                _mm256_or_si256(nibbles[g], _mm256_slli_epi16::<4>(highs[g])),
+                bias,
+            );
+            _mm256_storeu_si256(s.w.as_mut_ptr().add((b * T + r) * QK) as *mut __m256i, q);
+            let sc = &blk[192 + 8 * h + 2 * g..];
+            s.d[b * T + r] = d * (sc[0] as i8) as f32;
+            s.d2[b * T + r] = d * (sc[1] as i8) as f32;
+        }
+    }
 }

@@ -42,6 +42,7 @@ unsafe fn unpack(format: WeightFormat, b: *const u8) -> __m256i {
             let high = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xF0u8 as i8));
             _mm256_or_si256(nib, high)
         }
+        WeightFormat::Q4K | WeightFormat::Q6K => unreachable!("K-quants go to amx or candle"),
     }
 }
 

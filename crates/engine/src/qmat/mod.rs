@@ -27,14 +27,37 @@ pub enum WeightFormat {
     Q5_0,
     /// f16 scale, 32 signed bytes: 34 bytes per 32 weights.
     Q8_0,
+    /// Super-blocks of 256: eight sub-blocks of 32 with 6-bit scales and minimums, 4-bit
+    /// values; 144 bytes.
+    Q4K,
+    /// Super-blocks of 256: sixteen sub-blocks of 16 with 8-bit scales, 6-bit values; 210
+    /// bytes.
+    Q6K,
 }
+
+/// Weights per K-quant super-block.
+const QK_K: usize = 256;
 
 impl WeightFormat {
     fn block_bytes(self) -> usize {
         match self {
             Self::Q5_0 => 22,
             Self::Q8_0 => 34,
+            Self::Q4K => 144,
+            Self::Q6K => 210,
         }
+    }
+
+    /// Weights per block along K.
+    fn block_len(self) -> usize {
+        match self {
+            Self::Q5_0 | Self::Q8_0 => QK,
+            Self::Q4K | Self::Q6K => QK_K,
+        }
+    }
+
+    fn k_quant(self) -> bool {
+        matches!(self, Self::Q4K | Self::Q6K)
     }
 }
 
@@ -82,20 +105,26 @@ impl QMat {
         let format = match t.dtype() {
             GgmlDType::Q5_0 => WeightFormat::Q5_0,
             GgmlDType::Q8_0 => WeightFormat::Q8_0,
+            GgmlDType::Q4K => WeightFormat::Q4K,
+            GgmlDType::Q6K => WeightFormat::Q6K,
             _ => return None,
         };
         if !simd_available() {
             return None;
         }
         let (n, k) = t.shape().dims2().ok()?;
-        if !k.is_multiple_of(QK) {
+        if !k.is_multiple_of(format.block_len()) {
             return None;
         }
         // CPU storage lends its bytes; anything else (a GPU tensor) has no kernel here.
         let std::borrow::Cow::Borrowed(data) = t.data().ok()? else {
             return None;
         };
-        if data.len() != n * k / QK * format.block_bytes() {
+        if data.len() != n * k / format.block_len() * format.block_bytes() {
+            return None;
+        }
+        // K-quant rows are read as candle's block structs (f16 fields: 2-byte alignment).
+        if format.k_quant() && !(data.as_ptr() as usize).is_multiple_of(2) {
             return None;
         }
         Some(Self {
@@ -127,9 +156,11 @@ impl QMat {
     /// `kernel` must be one of `Kernel::choices()` (tests run each).
     fn matmul_using(&self, x: &[f32], m: usize, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), m * self.k, "activation shape");
-        let kernel = match kernel {
-            Kernel::Avx512 if self.format != WeightFormat::Q5_0 => Kernel::Avx2,
-            k => k,
+        let kernel = match (kernel, self.format) {
+            (Kernel::Amx, _) => Kernel::Amx,
+            (_, WeightFormat::Q4K | WeightFormat::Q6K) => return self.matmul_k_quant(x, m),
+            (Kernel::Avx512, WeightFormat::Q8_0) => Kernel::Avx2,
+            (k, _) => k,
         };
         let act = quantize(x, m, self.k, kernel == Kernel::Avx512);
         let data = self
@@ -149,7 +180,7 @@ impl QMat {
             });
             return out;
         }
-        let row_bytes = nb * self.format.block_bytes();
+        let row_bytes = self.k / self.format.block_len() * self.format.block_bytes();
         let mut out_t = vec![0f32; self.n * m]; // [n][m]
         let dst = SharedOut(out_t.as_mut_ptr());
         // candle's worker pool: its threads spin briefly between calls, which matters at
@@ -171,17 +202,68 @@ impl QMat {
                 row_dot(self.format, w, nb, &act, m, self.k, out_row);
             }
         });
-        if m == 1 {
-            return out_t;
-        }
-        let mut out = vec![0f32; m * self.n];
-        for (r, col) in out_t.chunks(m).enumerate() {
-            for (i, v) in col.iter().enumerate() {
-                out[i * self.n + r] = *v;
-            }
-        }
-        out
+        transpose(out_t, self.n, m)
     }
+}
+
+impl QMat {
+    /// Q4_K and Q6_K for a few rows (decoding): candle's dot products of one weight row and
+    /// one activation row, on the weights' own layout. candle's matmul would also build a
+    /// second, repacked copy of every K-quant matrix (130 MB for the default model).
+    fn matmul_k_quant(&self, x: &[f32], m: usize) -> Vec<f32> {
+        use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
+        let kb = self.k / QK_K;
+        let mut xq = vec![BlockQ8K::zeros(); m * kb];
+        for (row, blocks) in x.chunks(self.k).zip(xq.chunks_mut(kb)) {
+            BlockQ8K::from_float(row, blocks);
+        }
+        let data = self
+            .tensor
+            .data()
+            .expect("CPU storage (checked at construction)");
+        let row_bytes = kb * self.format.block_bytes();
+        let mut out_t = vec![0f32; self.n * m];
+        let dst = SharedOut(out_t.as_mut_ptr());
+        let (format, k) = (self.format, self.k);
+        candle_core::utils::barrier_pool().execute_chunked(self.n, |rows| {
+            for r in rows {
+                let w = data[r * row_bytes..(r + 1) * row_bytes].as_ptr();
+                // Safety: each row r is written by exactly one task, inside the buffer.
+                let out_row = unsafe { dst.row(r, m) };
+                for (o, xs) in out_row.iter_mut().zip(xq.chunks(kb)) {
+                    // Safety: the row is `kb` blocks of the format (checked at construction:
+                    // length and 2-byte alignment; the structs are plain bytes and f16s).
+                    *o = unsafe {
+                        match format {
+                            WeightFormat::Q4K => {
+                                let w = std::slice::from_raw_parts(w as *const BlockQ4K, kb);
+                                BlockQ4K::vec_dot(k, w, xs)
+                            }
+                            _ => {
+                                let w = std::slice::from_raw_parts(w as *const BlockQ6K, kb);
+                                BlockQ6K::vec_dot(k, w, xs)
+                            }
+                        }
+                    };
+                }
+            }
+        });
+        transpose(out_t, self.n, m)
+    }
+}
+
+/// `[n][m]` to `[m][n]`.
+fn transpose(out_t: Vec<f32>, n: usize, m: usize) -> Vec<f32> {
+    if m == 1 {
+        return out_t;
+    }
+    let mut out = vec![0f32; m * n];
+    for (r, col) in out_t.chunks(m).enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            out[i * n + r] = *v;
+        }
+    }
+    out
 }
 
 /// Which kernel multiplies.
@@ -191,7 +273,7 @@ enum Kernel {
     Avx2,
     /// AVX-512 VNNI, Q5_0 only (others fall back to AVX2).
     Avx512,
-    /// AMX tiles, Q5_0 and Q8_0, for products of at least `AMX_MIN_ROWS` rows.
+    /// AMX tiles, every format, for products of at least `AMX_MIN_ROWS` rows.
     Amx,
 }
 
@@ -297,6 +379,7 @@ fn unpack_scalar(format: WeightFormat, b: &[u8]) -> ([i8; QK], f32) {
                 w[j + 16] = hi as i8 - 16;
             }
         }
+        WeightFormat::Q4K | WeightFormat::Q6K => unreachable!("K-quants have no 32-blocks"),
     }
     (w, d)
 }
@@ -446,6 +529,14 @@ mod tests {
         for dtype in [GgmlDType::Q5_0, GgmlDType::Q8_0] {
             for (n, k) in [(128, 896), (37, 4864), (5, 32)] {
                 for m in [1, 3, 4, 7, 9, 16, 33, 64, 513] {
+                    check(dtype, n, k, m);
+                }
+            }
+        }
+        // K-quants: K is a multiple of their super-blocks of 256.
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            for (n, k) in [(37, 4864), (130, 512), (3, 256)] {
+                for m in [1, 7, 8, 17, 64, 513] {
                     check(dtype, n, k, m);
                 }
             }
