@@ -89,9 +89,14 @@ struct Figures {
     typing_model: Vec<f64>,
     keystrokes: usize,
     cancelled: usize,
-    /// Keystrokes that typed the next character of the shown completion.
+    /// Keystrokes that typed the next character of the shown completion, and the model
+    /// calls made meanwhile while some of the completion was still left to type.
     matched: usize,
     matched_model_calls: u64,
+    /// Keystrokes that typed a shown completion's last character (the next suggestion is new
+    /// work for the model), and the model calls made meanwhile.
+    finished: usize,
+    finished_model_calls: u64,
 }
 
 pub fn run(a: Args, threads: usize) -> Result<()> {
@@ -225,7 +230,12 @@ pub fn run(a: Args, threads: usize) -> Result<()> {
                 f.typing.push(ms);
                 let expected = shown[ch.len_utf8()..].to_string();
                 let calls = counter(&c.status()?, "model_calls") - calls_before;
-                f.matched_model_calls += calls;
+                if expected.is_empty() {
+                    f.finished += 1;
+                    f.finished_model_calls += calls;
+                } else {
+                    f.matched_model_calls += calls;
+                }
                 shown = first_item(&r);
                 if !expected.is_empty() && shown != expected {
                     tracing::warn!("typed through {expected:?} but got {shown:?}");
@@ -277,6 +287,8 @@ fn report(
         "cancelled_by_client": f.cancelled,
         "typed_through": f.matched,
         "model_calls_while_typing_through": f.matched_model_calls,
+        "typed_to_the_end": f.finished,
+        "model_calls_after_typing_to_the_end": f.finished_model_calls,
         "server": {
             "requests": delta("requests"),
             "model_calls": delta("model_calls"),
@@ -318,9 +330,11 @@ fn report(
         ms(&t["model_p95"])
     );
     println!(
-        "cache      {} keystrokes typed through a shown completion, {} model calls for them; server: {} model calls and {} cache hits for {} requests ({} superseded, {} cancelled by the client)",
+        "cache      {} keystrokes typed through a shown completion, {} model calls for them while some of it was left ({} typed its last character, {} model calls then); server: {} model calls and {} cache hits for {} requests ({} superseded, {} cancelled by the client)",
         f.matched,
         f.matched_model_calls,
+        f.finished,
+        f.finished_model_calls,
         delta("model_calls"),
         delta("typing_cache_hits"),
         delta("requests"),

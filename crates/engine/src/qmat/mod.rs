@@ -544,6 +544,49 @@ mod tests {
     }
 
     #[test]
+    fn vocabulary_sized_output_matrix() {
+        // The output matrix of the default model: 151,936 rows of K = 896 in Q8_0 (decoding
+        // and the last prefill row use it). Random blocks (small scales, any quants), checked
+        // against the scalar reference on every 1,009th row.
+        let (n, k) = (151_936, 896);
+        let nb = k / QK;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut bytes = vec![0u8; n * nb * 34];
+        for blk in bytes.chunks_mut(34) {
+            let d = f16::from_f32(rng.gen_range(0.001..0.01));
+            blk[..2].copy_from_slice(&d.to_le_bytes());
+            rng.fill(&mut blk[2..]);
+        }
+        let storage = candle_core::quantized::QStorage::from_data(
+            std::borrow::Cow::Borrowed(&bytes),
+            &Device::Cpu,
+            GgmlDType::Q8_0,
+        )
+        .unwrap();
+        let q = QMat::from_qtensor(Arc::new(QTensor::new(storage, (n, k)).unwrap())).unwrap();
+        let row_bytes = nb * 34;
+        for m in [1, 7, 64] {
+            let x: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let act = quantize(&x, m, k, false);
+            for kernel in Kernel::choices() {
+                let got = q.matmul_using(&x, m, kernel);
+                for r in (0..n).step_by(1009) {
+                    let mut want = vec![0f32; m];
+                    let w = &bytes[r * row_bytes..(r + 1) * row_bytes];
+                    row_dot_scalar(WeightFormat::Q8_0, w, nb, &act, m, &mut want);
+                    for (i, a) in want.iter().enumerate() {
+                        let b = got[i * n + r];
+                        assert!(
+                            (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                            "{kernel:?} m={m} row {r}, activation row {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn scalar_unpack_and_simd_agree_exactly() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         // 96 = three blocks: an odd count exercises the tail after the two-block steps.
