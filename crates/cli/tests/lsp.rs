@@ -246,7 +246,8 @@ fn real_model_completes_and_typing_through_needs_no_model_call() {
         &["--log", "debug", "--log-file", log.to_str().unwrap()],
         &[],
     );
-    c.initialize(&repo, json!({"debounceMs": 0}));
+    // The content check wants the whole body, however slow the machine decodes.
+    c.initialize(&repo, json!({"debounceMs": 0, "decodeBudgetMs": 0}));
     c.wait_ready();
     let u = format!("file://{}/fib.py", repo.display());
     c.open(&u, "python", text);

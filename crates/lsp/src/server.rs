@@ -574,6 +574,8 @@ impl Backend {
             mode: settings.context,
             budget: settings.budget(),
             max_tokens: settings.max_tokens,
+            decode_budget: (settings.decode_budget_ms > 0)
+                .then(|| std::time::Duration::from_millis(settings.decode_budget_ms)),
             recent,
             partial: Default::default(),
         };

@@ -33,6 +33,9 @@ pub struct Settings {
     pub debounce_ms: u64,
     /// Most tokens generated for one completion.
     pub max_tokens: usize,
+    /// Decoding time after which a completion ends with its current line (0: no limit). On a
+    /// CPU a 64-token block takes ~3 s to decode; the typing latency target is 1.2 s.
+    pub decode_budget_ms: u64,
     /// Language ids completions are offered for (empty: all).
     pub languages: Vec<String>,
     pub telemetry: bool,
@@ -59,6 +62,7 @@ impl Default for Settings {
             suffix_tokens: None,
             debounce_ms: 75,
             max_tokens: 64,
+            decode_budget_ms: 600,
             languages: Vec::new(),
             telemetry: true,
             telemetry_user: "email".into(),
@@ -127,6 +131,10 @@ impl Settings {
                 "maxTokens" | "max_tokens" => match val.as_u64() {
                     Some(n) if (1..=1024).contains(&n) => self.max_tokens = n as usize,
                     _ => problems.push(bad("a number from 1 to 1024")),
+                },
+                "decodeBudgetMs" | "decode_budget_ms" => match val.as_u64() {
+                    Some(n) if n <= 60_000 => self.decode_budget_ms = n,
+                    _ => problems.push(bad("milliseconds from 0 (no limit) to 60000")),
                 },
                 "languages" => match val.as_array() {
                     Some(a) if a.iter().all(Value::is_string) => {
@@ -221,6 +229,10 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("threads"));
         assert_eq!(s.threads, None);
+        assert_eq!(s.decode_budget_ms, 600);
+        assert!(s.apply(&json!({"decodeBudgetMs": 0})).is_empty());
+        assert_eq!(s.decode_budget_ms, 0);
+        assert_eq!(s.apply(&json!({"decodeBudgetMs": -5})).len(), 1);
         assert_eq!(s.apply(&json!(3)).len(), 1);
         assert!(s.apply(&Value::Null).is_empty());
     }

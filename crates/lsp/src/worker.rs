@@ -76,6 +76,8 @@ pub struct Input {
     pub mode: ContextMode,
     pub budget: Budget,
     pub max_tokens: usize,
+    /// Decoding time after which the completion ends with its current line.
+    pub decode_budget: Option<std::time::Duration>,
     pub recent: Vec<RecentEdit>,
     /// The text generated so far, for requests that wait for this generation.
     pub partial: Arc<Mutex<String>>,
@@ -327,6 +329,13 @@ impl Job {
     }
 }
 
+/// Where text ends after its last complete line that has content: a block cut there for
+/// time is still whole lines. `None` while no such line is complete.
+fn whole_lines(text: &str) -> Option<usize> {
+    let cut = text.rfind('\n')?;
+    (!text[..cut].trim().is_empty()).then_some(cut)
+}
+
 fn run(
     engine: &mut Engine,
     job: &Job,
@@ -363,12 +372,20 @@ fn run(
         max_tokens: input.max_tokens,
         ..Default::default()
     };
+    let mut decoding_since: Option<std::time::Instant> = None;
     let gen = engine
         .generate(&tokens, &params, &job.cancel, &mut |t| {
             t.clone_into(&mut input.partial.lock().unwrap_or_else(|p| p.into_inner()));
-            match post.end(t) {
-                Some(cut) => Flow::StopAt(cut),
-                None => Flow::Continue,
+            if let Some(cut) = post.end(t) {
+                return Flow::StopAt(cut);
+            }
+            let since = *decoding_since.get_or_insert_with(std::time::Instant::now);
+            match input.decode_budget {
+                Some(budget) if since.elapsed() >= budget => match whole_lines(t) {
+                    Some(cut) => Flow::StopAt(cut),
+                    None => Flow::Continue,
+                },
+                _ => Flow::Continue,
             }
         })
         .map_err(|e| WorkError::Completion(e.to_string()))?;
@@ -394,4 +411,17 @@ fn run(
         total_ms: job.queued.elapsed().as_secs_f64() * 1e3,
         adapter: engine.adapter().map(String::from),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_lines;
+
+    #[test]
+    fn a_cut_for_time_keeps_whole_lines_with_content() {
+        assert_eq!(whole_lines("if x:"), None, "no line is complete");
+        assert_eq!(whole_lines("\n    "), None, "only a blank line is complete");
+        assert_eq!(whole_lines("if x:\n    ret"), Some(5));
+        assert_eq!(whole_lines("if x:\n    return 1\n\n  "), Some(19));
+    }
 }
