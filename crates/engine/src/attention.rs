@@ -40,7 +40,7 @@ const ROWS: usize = 4;
 /// `q`: `[n_head][t][head_dim]`; `k`, `v`: the layer's cache buffers (f16). Returns
 /// `[t][n_head * head_dim]`, each query row attending to positions `0..=pos + row`.
 pub fn attend(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32) -> Vec<f32> {
-    attend_using(q, k, v, s, scale, avx512_available())
+    attend_using(q, k, v, s, scale, crate::qmat::avx512f_available())
 }
 
 /// `wide`: whether the AVX-512 kernels may be used (tests run both paths).
@@ -89,9 +89,13 @@ fn attend_using(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32, wide:
                     let src = &kt[c * key_stride + j0..c * key_stride + j0 + w];
                     src.convert_to_f32_slice(&mut block[c * BLOCK..c * BLOCK + w]);
                 }
+                // `wide` is never true off x86-64 (no AVX-512 there).
                 if wide {
                     // Safety: AVX-512F is present; every query and score row is in bounds.
-                    unsafe { score_wide(&query, nv, &block, d, scores, span, j0, w, scale) };
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        score_wide(&query, nv, &block, d, scores, span, j0, w, scale)
+                    };
                 } else {
                     for n in 0..nv {
                         let row = &mut scores[n * span + j0..n * span + j0 + w];
@@ -115,7 +119,10 @@ fn attend_using(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32, wide:
                 };
                 if wide {
                     // Safety: AVX-512F is present and d is a multiple of 16.
-                    unsafe { weigh_wide(scores, span, nv, j0, &block[..w * d], d, &out_row) };
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        weigh_wide(scores, span, nv, j0, &block[..w * d], d, &out_row)
+                    };
                 } else {
                     for n in 0..nv {
                         let p = &scores[n * span + j0..n * span + j0 + w];
@@ -126,20 +133,6 @@ fn attend_using(q: &[f32], k: &[f16], v: &[f16], s: AttnShape, scale: f32, wide:
         }
     });
     out
-}
-
-fn avx512_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| {
-            is_x86_feature_detected!("avx512f") && std::env::var_os("MOAT_NO_AVX512").is_none()
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Scores of query vectors `0..nv` against one block of keys (`w` of them, from `j0`),
@@ -206,35 +199,6 @@ unsafe fn weigh_wide<'o>(
         }
         n += take;
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn score_wide<'q>(
-    _: &impl Fn(usize) -> &'q [f32],
-    _: usize,
-    _: &[f32],
-    _: usize,
-    _: &mut [f32],
-    _: usize,
-    _: usize,
-    _: usize,
-    _: f32,
-) {
-    unreachable!("AVX-512 only")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn weigh_wide<'o>(
-    _: &[f32],
-    _: usize,
-    _: usize,
-    _: usize,
-    _: &[f32],
-    _: usize,
-    _: &impl Fn(usize) -> &'o mut [f32],
-) {
-    unreachable!("AVX-512 only")
 }
 
 /// AVX-512 kernels for `N` query vectors at once.
@@ -506,7 +470,7 @@ mod tests {
                 let v = half(r(n_kv_head * capacity * head_dim));
                 let want = reference(&q, &k, &v, s, 0.125);
                 let mut paths = vec![false];
-                if avx512_available() {
+                if crate::qmat::avx512f_available() {
                     paths.push(true);
                 }
                 for wide in paths {

@@ -90,9 +90,7 @@ impl GgufFile {
                 detail: format!("tensor {name}: {e}"),
             })
     }
-}
 
-impl GgufFile {
     /// Reads a tensor's bytes straight into its typed blocks. candle's reader reads them into a
     /// temporary buffer and copies that, which for a moment doubles the largest tensor: the
     /// default model's 136 MB output matrix made loading the process's peak of memory.

@@ -5,11 +5,12 @@
 //! every weight once, so the model stays in Q5_0 (35% fewer bytes than Q8_0) and the kernels
 //! must unpack it faster than memory delivers it. Activations are quantized to 8 bits per
 //! block of 32, as llama.cpp does. Three kernels, the best the CPU has chosen at run time:
-//! - `amx`: Q5_0 and Q8_0 on AMX tiles, for 8 rows or more (prefill; 4–5× the VNNI
-//!   kernel's throughput there);
+//! - `amx`: Q5_0, Q8_0, Q4_K and Q6_K on AMX tiles, for 8 rows or more (prefill; 4–5×
+//!   the VNNI kernel's throughput there);
 //! - `avx512`: Q5_0 with AVX-512 VNNI, one or many rows (decoding; prefill without AMX);
 //! - `avx2`: Q5_0 and Q8_0 with AVX2, reusing each unpacked block for four rows (Q8_0
-//!   where AMX is absent or the rows few, Q5_0 on CPUs without AVX-512).
+//!   where AMX is absent or the rows few, Q5_0 on CPUs without AVX-512);
+//! - Q4_K and Q6_K without AMX or for few rows: candle's per-row dot products.
 //!
 //! `row_dot_scalar` is the reference both are tested against.
 
@@ -153,7 +154,7 @@ impl QMat {
         self.matmul_using(x, m, Kernel::best(m))
     }
 
-    /// `kernel` must be one of `Kernel::choices()` (tests run each).
+    /// `kernel` must be one this CPU runs (`Kernel::choices()`; tests run each).
     fn matmul_using(&self, x: &[f32], m: usize, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), m * self.k, "activation shape");
         let kernel = match (kernel, self.format) {
@@ -174,8 +175,8 @@ impl QMat {
             let mut out = vec![0f32; m * self.n];
             let dst = SharedOut(out.as_mut_ptr());
             candle_core::utils::barrier_pool().execute_chunked(self.n.div_ceil(16), |strips| {
-                // Safety: `Kernel::choices` offers AMX only where the CPU has it and
-                // AVX-512; each strip of 16 rows is one task's, so are its output columns.
+                // Safety: AMX is chosen only where the CPU has it and AVX-512; each strip
+                // of 16 rows is one task's, so are its output columns.
                 unsafe { amx::strips(self.format, &data, self.n, &packed, strips, &dst) }
             });
             return out;
@@ -277,33 +278,45 @@ enum Kernel {
     Amx,
 }
 
-/// Below this many activation rows AMX's 16-row tiles are mostly padding and VNNI wins
-/// (see `prefill_kernels` in the tests' timing example).
+/// Below this many activation rows AMX's 16-row tiles are mostly padding: at 4 rows it
+/// matched the VNNI kernel, at 8 it was twice as fast (4864 × 896 Q5_0, this machine).
 const AMX_MIN_ROWS: usize = 8;
 
 impl Kernel {
+    /// Called for every product (~170 per generated token): no allocation.
     fn best(m: usize) -> Self {
-        let choices = Self::choices();
-        if m >= AMX_MIN_ROWS && choices.contains(&Self::Amx) {
-            Self::Amx
-        } else if choices.contains(&Self::Avx512) {
-            Self::Avx512
-        } else {
+        if !vnni_available() {
             Self::Avx2
+        } else if m >= AMX_MIN_ROWS && amx_available() {
+            Self::Amx
+        } else {
+            Self::Avx512
         }
     }
 
     /// The kernels this CPU runs (AVX2 and FMA are required to build a `QMat` at all).
+    #[cfg(test)]
     fn choices() -> Vec<Self> {
         let mut v = vec![Self::Avx2];
         if vnni_available() {
             v.push(Self::Avx512);
-            #[cfg(target_arch = "x86_64")]
-            if amx::available() {
+            if amx_available() {
                 v.push(Self::Amx);
             }
         }
         v
+    }
+}
+
+/// AMX's kernel also needs the AVX-512 ones' features (`vnni_available`).
+fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        amx::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -324,12 +337,27 @@ fn vnni_available() -> bool {
     {
         static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *HAS.get_or_init(|| {
-            is_x86_feature_detected!("avx512f")
+            avx512f_available()
                 && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512vl")
                 && is_x86_feature_detected!("avx512vbmi")
                 && is_x86_feature_detected!("avx512vnni")
-                && std::env::var_os("MOAT_NO_AVX512").is_none()
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// AVX-512F, unless `MOAT_NO_AVX512` switches every AVX-512 kernel off (here and in
+/// attention).
+pub(crate) fn avx512f_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && std::env::var_os("MOAT_NO_AVX512").is_none()
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
