@@ -1,6 +1,6 @@
 //! The several-rows kernel for AVX2 (prefill everywhere; decoding without AVX-512).
 
-use super::{QAct, WeightFormat, QK, TILE_M};
+use super::{QAct, WeightFormat, PREFETCH, QK, TILE_M};
 use half::f16;
 use std::arch::x86_64::*;
 
@@ -64,6 +64,10 @@ pub(super) unsafe fn row_dot(
         let mut acc = [_mm256_setzero_ps(); TILE_M];
         for b in 0..nb {
             let blk = w.as_ptr().add(b * bb);
+            if m == 1 {
+                // Decoding streams the weights once: see `PREFETCH`.
+                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
+            }
             let wq = unpack(format, blk);
             let dw = f16::from_bits((blk as *const u16).read_unaligned()).to_f32();
             let aw = _mm256_sign_epi8(wq, wq);

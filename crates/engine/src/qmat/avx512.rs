@@ -1,17 +1,16 @@
-//! Q5_0 with AVX-512 VNNI, for any number of activation rows.
+//! Q5_0 and Q8_0 with AVX-512 VNNI, for any number of activation rows.
 //!
-//! Two weight blocks (64 weights, 44 bytes) are unpacked per step: one `vpermb` gathers the
-//! nibble bytes and the fifth bits become a mask register. `vpdpbusd` multiplies unsigned
+//! Two weight blocks (64 weights, 44 bytes of Q5_0 or 68 of Q8_0) are unpacked per step. For
+//! Q5_0 one `vpermb` gathers the nibble bytes and the fifth bits become a mask register; Q8_0
+//! is two loads. `vpdpbusd` multiplies unsigned
 //! by signed bytes, so the activations are stored offset by 128 (`QAct::xu`) and each block's
 //! sum starts from `-128 * sum(weights)`, computed once per pair with one more `vpdpbusd`.
 //! The unpacked pair then serves up to eight activation rows held in registers, whose bytes
 //! and scales (5 bytes per weight column) stay in L1 for K = 896. Decoding (one row) runs
 //! at memory speed with this; prefill does far fewer instructions per product than AVX2.
 
-use super::{block_dot_scalar, QAct, WeightFormat, QK};
+use super::{block_dot_scalar, QAct, WeightFormat, PREFETCH, QK};
 use std::arch::x86_64::*;
-
-const PAIR_BYTES: usize = 44;
 
 pub(super) struct Consts {
     idx: __m512i,
@@ -95,10 +94,32 @@ pub(super) unsafe fn unpack_pair(blk: *const u8, c: &Consts) -> (__m512i, __m512
     )
 }
 
-/// Rows `i0..i0 + T` of the activations times one weight row.
+/// The Q8_0 pair at `blk` like `unpack_pair`: two blocks of 34 bytes, an f16 scale and 32
+/// signed bytes each.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,f16c")]
+#[inline]
+unsafe fn unpack_pair_q8_0(blk: *const u8, c: &Consts) -> (__m512i, __m512i, __m512) {
+    let lo = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+    let hi = _mm256_loadu_si256(blk.add(36) as *const __m256i);
+    let ws = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+    let start = _mm512_sub_epi32(
+        _mm512_setzero_si512(),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), c.offset, ws),
+    );
+    let d0 = (blk as *const u16).read_unaligned() as u32;
+    let d1 = (blk.add(34) as *const u16).read_unaligned() as u32;
+    let dw = _mm_cvtph_ps(_mm_cvtsi32_si128((d0 | (d1 << 16)) as i32));
+    (
+        ws,
+        start,
+        _mm512_permutexvar_ps(c.spread, _mm512_castps128_ps512(dw)),
+    )
+}
+
+/// Rows `i0..i0 + T` of the activations times one weight row of Q8_0 (`Q8`) or Q5_0 blocks.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,f16c,fma")]
 #[inline]
-unsafe fn tile<const T: usize>(
+unsafe fn tile<const T: usize, const Q8: bool>(
     w: &[u8],
     nb: usize,
     act: &QAct,
@@ -106,10 +127,27 @@ unsafe fn tile<const T: usize>(
     c: &Consts,
     out: &mut [f32],
 ) {
+    let (format, pair_bytes) = if Q8 {
+        (WeightFormat::Q8_0, 68)
+    } else {
+        (WeightFormat::Q5_0, 44)
+    };
     let k = nb * QK;
     let mut acc = [_mm512_setzero_ps(); T];
     for p in 0..nb / 2 {
-        let (ws, start, dw) = unpack_pair(w.as_ptr().add(p * PAIR_BYTES), c);
+        let blk = w.as_ptr().add(p * pair_bytes);
+        if T == 1 {
+            // Decoding streams the weights once: see `PREFETCH`.
+            _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
+            if Q8 {
+                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH + 64) as *const i8);
+            }
+        }
+        let (ws, start, dw) = if Q8 {
+            unpack_pair_q8_0(blk, c)
+        } else {
+            unpack_pair(blk, c)
+        };
         for (t, a) in acc.iter_mut().enumerate() {
             let row = i0 + t;
             let x = _mm512_loadu_si512(act.xu.as_ptr().add(row * k + p * 64) as *const __m512i);
@@ -124,33 +162,50 @@ unsafe fn tile<const T: usize>(
     }
     if nb % 2 == 1 {
         let b = nb - 1;
-        let blk = &w[b * 22..b * 22 + 22];
+        let bb = format.block_bytes();
+        let blk = &w[b * bb..(b + 1) * bb];
         for (t, o) in out.iter_mut().enumerate().take(T) {
-            *o += block_dot_scalar(WeightFormat::Q5_0, blk, act, i0 + t, b, nb);
+            *o += block_dot_scalar(format, blk, act, i0 + t, b, nb);
         }
     }
 }
 
 /// `out[i] = x[i] · w` for all `m` activation rows, eight at a time.
 ///
-/// Safety: the CPU has the features above, `w` is one row of `nb` Q5_0 blocks, and `act`
-/// was quantized with `xu` and `dx` for `m` rows of `nb` blocks.
+/// Safety: the CPU has the features above, `w` is one row of `nb` blocks of `format` (Q5_0
+/// or Q8_0), and `act` was quantized with `xu` and `dx` for `m` rows of `nb` blocks.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,f16c,fma")]
-pub(super) unsafe fn rows_q5_0(w: &[u8], nb: usize, act: &QAct, m: usize, out: &mut [f32]) {
-    debug_assert_eq!(w.len(), nb * 22);
+pub(super) unsafe fn rows(
+    format: WeightFormat,
+    w: &[u8],
+    nb: usize,
+    act: &QAct,
+    m: usize,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(w.len(), nb * format.block_bytes());
     debug_assert_eq!(act.dx.len(), m * nb * 8);
+    match format {
+        WeightFormat::Q8_0 => rows_of::<true>(w, nb, act, m, out),
+        WeightFormat::Q5_0 => rows_of::<false>(w, nb, act, m, out),
+        WeightFormat::Q4K | WeightFormat::Q6K => unreachable!("K-quants go to amx or candle"),
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,f16c,fma")]
+unsafe fn rows_of<const Q8: bool>(w: &[u8], nb: usize, act: &QAct, m: usize, out: &mut [f32]) {
     let c = Consts::new();
     let mut i = 0;
     while m - i >= 8 {
-        tile::<8>(w, nb, act, i, &c, &mut out[i..i + 8]);
+        tile::<8, Q8>(w, nb, act, i, &c, &mut out[i..i + 8]);
         i += 8;
     }
     if m - i >= 4 {
-        tile::<4>(w, nb, act, i, &c, &mut out[i..i + 4]);
+        tile::<4, Q8>(w, nb, act, i, &c, &mut out[i..i + 4]);
         i += 4;
     }
     while i < m {
-        tile::<1>(w, nb, act, i, &c, &mut out[i..i + 1]);
+        tile::<1, Q8>(w, nb, act, i, &c, &mut out[i..i + 1]);
         i += 1;
     }
 }
