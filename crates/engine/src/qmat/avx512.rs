@@ -136,12 +136,10 @@ unsafe fn tile<const T: usize, const Q8: bool>(
     let mut acc = [_mm512_setzero_ps(); T];
     for p in 0..nb / 2 {
         let blk = w.as_ptr().add(p * pair_bytes);
-        if T == 1 {
-            // Decoding streams the weights once: see `PREFETCH`.
-            _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
-            if Q8 {
-                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH + 64) as *const i8);
-            }
+        // The weights are streamed once: see `PREFETCH`.
+        _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
+        if Q8 {
+            _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH + 64) as *const i8);
         }
         let (ws, start, dw) = if Q8 {
             unpack_pair_q8_0(blk, c)
@@ -170,7 +168,7 @@ unsafe fn tile<const T: usize, const Q8: bool>(
     }
 }
 
-/// `out[i] = x[i] · w` for all `m` activation rows, eight at a time.
+/// `out[i] = x[i] · w` for all `m` activation rows, up to eight per pass.
 ///
 /// Safety: the CPU has the features above, `w` is one row of `nb` blocks of `format` (Q5_0
 /// or Q8_0), and `act` was quantized with `xu` and `dx` for `m` rows of `nb` blocks.
@@ -200,12 +198,16 @@ unsafe fn rows_of<const Q8: bool>(w: &[u8], nb: usize, act: &QAct, m: usize, out
         tile::<8, Q8>(w, nb, act, i, &c, &mut out[i..i + 8]);
         i += 8;
     }
-    if m - i >= 4 {
-        tile::<4, Q8>(w, nb, act, i, &c, &mut out[i..i + 4]);
-        i += 4;
-    }
-    while i < m {
-        tile::<1, Q8>(w, nb, act, i, &c, &mut out[i..i + 1]);
-        i += 1;
+    // The rest in one pass over the weight row: each pass unpacks it again.
+    let o = &mut out[i..m];
+    match m - i {
+        0 => {}
+        1 => tile::<1, Q8>(w, nb, act, i, &c, o),
+        2 => tile::<2, Q8>(w, nb, act, i, &c, o),
+        3 => tile::<3, Q8>(w, nb, act, i, &c, o),
+        4 => tile::<4, Q8>(w, nb, act, i, &c, o),
+        5 => tile::<5, Q8>(w, nb, act, i, &c, o),
+        6 => tile::<6, Q8>(w, nb, act, i, &c, o),
+        _ => tile::<7, Q8>(w, nb, act, i, &c, o),
     }
 }
