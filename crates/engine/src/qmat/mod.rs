@@ -1,10 +1,11 @@
 //! Our own quantized matrix multiplication for the CPU, for the weight formats the default
 //! model is made of (Q5_0 and Q8_0, blocks of 32 along K, so K = 896 is fine).
 //!
-//! Decoding is bound by memory bandwidth (about 10 GB/s here): every generated token streams
-//! every weight once, so the model stays in Q5_0 (35% fewer bytes than Q8_0) and the kernels
-//! must unpack it faster than memory delivers it. Activations are quantized to 8 bits per
-//! block of 32, as llama.cpp does. Three kernels, the best the CPU has chosen at run time:
+//! Decoding is bound by memory bandwidth (23 GB/s for two threads here, with software
+//! prefetch: see `PREFETCH`): every generated token streams every weight once, so the model
+//! stays in Q5_0 (35% fewer bytes than Q8_0) and the kernels must unpack it faster than
+//! memory delivers it. Activations are quantized to 8 bits per block of 32, as llama.cpp
+//! does. The kernel is the best the CPU has, chosen at run time:
 //! - `amx`: Q5_0, Q8_0, Q4_K and Q6_K on AMX tiles, for 8 rows or more (prefill; 4–5×
 //!   the VNNI kernel's throughput there);
 //! - `avx512`: Q5_0 and Q8_0 with AVX-512 VNNI, one or many rows (decoding; prefill
