@@ -38,6 +38,9 @@ def llama_worker(args):
         verbose=False,
     )
     load_ms = (time.perf_counter() - t) * 1e3
+    # One untimed pass first, as `moat bench engine` does: llama.cpp maps the file and its
+    # first evaluation reads the weights in and allocates its buffers.
+    llm.eval(tokens[:32])
     prefill, decode = {}, {}
     for n in sizes:
         llm.reset()
