@@ -9,6 +9,7 @@
 //! transposed (one broadcast and eight vector FMAs per feature, no horizontal sums), and
 //! never builds the `L × L` matrix: one row of scores per query head.
 
+use crate::fastmath::exp_nonpositive;
 use crate::qmat::SharedOut;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -368,32 +369,6 @@ fn lanes8(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.iter().fold(tail, |a, v| f(a, *v))
 }
 
-/// `e^x` for `x <= 0` within 2e-7 relative error, in code the compiler vectorizes (libm's
-/// `expf` is a call per score): `x = n ln 2 + r` with `|r| <= ln 2 / 2`, a degree-6 Taylor
-/// polynomial for `e^r`, and `2^n` put into the exponent bits.
-///
-/// `n` is rounded by adding 1.5 · 2²³, which leaves it in the sum's low mantissa bits: a
-/// float-to-int cast (`as i32` saturates and maps NaN to 0) compiled to scalar code with a
-/// branch per lane, and took 11% of a warm prefill.
-#[inline]
-fn exp_nonpositive(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.max(-87.0);
-    let t = x.mul_add(std::f32::consts::LOG2_E, ROUND);
-    let n = t - ROUND;
-    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
-    let mut p: f32 = 1.0 / 720.0;
-    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = p.mul_add(r, c);
-    }
-    // n is in -126..=0 here, so the biased exponent is a normal number's; `t`'s bits are
-    // ROUND's plus n.
-    let biased = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
-    p * f32::from_bits(biased << 23)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,20 +402,6 @@ mod tests {
             }
         }
         out
-    }
-
-    #[test]
-    fn fast_exp_is_accurate() {
-        let mut worst = 0f64;
-        for i in 0..=200_000 {
-            let x = -(i as f32) * 87.0 / 200_000.0;
-            let want = (x as f64).exp();
-            let got = exp_nonpositive(x) as f64;
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 5e-7, "relative error {worst}");
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert!(exp_nonpositive(f32::NEG_INFINITY) < 1e-37);
     }
 
     #[test]

@@ -128,7 +128,8 @@ pub struct Decoder {
     cos: Tensor,
     sin: Tensor,
     device: Device,
-    /// Our CPU attention (`attention.rs`) instead of candle's ops.
+    /// Our CPU attention (`attention.rs`) and feed-forward activation (`fastmath.rs`)
+    /// instead of candle's ops.
     own_attention: bool,
 }
 
@@ -292,7 +293,12 @@ impl Decoder {
             };
             x = (x + b.o.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &b.ffn_norm, cfg.rms_eps as f32)?;
-            let ff = (candle_nn::ops::silu(&b.gate.forward(&h)?)? * b.up.forward(&h)?)?;
+            let (gate, up) = (b.gate.forward(&h)?, b.up.forward(&h)?);
+            let ff = if self.own_attention {
+                crate::fastmath::silu_mul(&gate, &up)?
+            } else {
+                (candle_nn::ops::silu(&gate)? * up)?
+            };
             x = (x + b.down.forward(&ff)?)?;
         }
         cache.advance(t);

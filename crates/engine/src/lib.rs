@@ -14,6 +14,7 @@ pub use decoder::{causal_mask, rope_tables};
 pub mod device;
 mod engine;
 pub mod error;
+mod fastmath;
 pub mod fim;
 pub mod gguf;
 pub mod kv;

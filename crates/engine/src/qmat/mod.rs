@@ -186,7 +186,6 @@ impl QMat {
             (_, WeightFormat::Q4K | WeightFormat::Q6K) => return self.matmul_k_quant(x, m),
             (k, _) => k,
         };
-        let act = quantize(x, m, self.k, kernel == Kernel::Avx512);
         let data = self
             .tensor
             .data()
@@ -194,7 +193,7 @@ impl QMat {
         let nb = self.k / QK;
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Amx {
-            let packed = amx::Packed::new(&act.qs, &act.d, m, nb);
+            let packed = amx::Packed::new(x, m, nb);
             let mut out = vec![0f32; m * self.n];
             let dst = SharedOut(out.as_mut_ptr());
             candle_core::utils::barrier_pool().execute_chunked(self.n.div_ceil(16), |strips| {
@@ -204,6 +203,7 @@ impl QMat {
             });
             return out;
         }
+        let act = quantize(x, m, self.k, kernel == Kernel::Avx512);
         let row_bytes = self.k / self.format.block_len() * self.format.block_bytes();
         let mut out_t = vec![0f32; self.n * m]; // [n][m]
         let dst = SharedOut(out_t.as_mut_ptr());
@@ -396,15 +396,7 @@ fn quantize(x: &[f32], m: usize, k: usize, vnni: bool) -> QAct {
     let mut qs = vec![0i8; m * k];
     let mut d = vec![0f32; m * k / QK];
     for ((xb, qb), db) in x.chunks(QK).zip(qs.chunks_mut(QK)).zip(d.iter_mut()) {
-        let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let scale = amax / 127.0;
-        // The scale is kept at f16 precision, as in a Q8_0 block: the same rounding as
-        // candle's and llama.cpp's kernels, so all three give the same logits.
-        *db = f16::from_f32(scale).to_f32();
-        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        for (q, v) in qb.iter_mut().zip(xb) {
-            *q = (v * inv).round() as i8;
-        }
+        *db = quantize_block(xb, qb);
     }
     let (mut xu, mut dx) = (Vec::new(), Vec::new());
     if vnni {
@@ -412,6 +404,29 @@ fn quantize(x: &[f32], m: usize, k: usize, vnni: bool) -> QAct {
         dx = d.iter().flat_map(|v| [*v; 8]).collect();
     }
     QAct { qs, d, xu, dx }
+}
+
+/// One block of 32 activations to 8 bits: the values into `q`, and their scale.
+#[inline]
+fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+    // Eight lanes, so that the maximum vectorizes (a fold over one float stays scalar).
+    let mut lanes = [0f32; 8];
+    for c in x.chunks_exact(8) {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v.abs());
+        }
+    }
+    let amax = lanes.iter().fold(0f32, |a, v| a.max(*v));
+    let scale = amax / 127.0;
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    // Ties round to even here (llama.cpp rounds them away from zero): a product lands
+    // exactly on a half only by chance, and the rounding vectorizes.
+    for (o, v) in q.iter_mut().zip(x) {
+        *o = crate::fastmath::round_to_i8(v * inv);
+    }
+    // The scale is kept at f16 precision, as in a Q8_0 block: the same rounding as candle's
+    // and llama.cpp's kernels, so all three give the same logits.
+    f16::from_f32(scale).to_f32()
 }
 
 /// The 32 signed weights of one block, and its scale.
