@@ -2,8 +2,7 @@
 //!
 //! Two weight blocks (64 weights, 44 bytes of Q5_0 or 68 of Q8_0) are unpacked per step. For
 //! Q5_0 one `vpermb` gathers the nibble bytes and the fifth bits become a mask register; Q8_0
-//! is two loads. `vpdpbusd` multiplies unsigned
-//! by signed bytes, so the activations are stored offset by 128 (`QAct::xu`) and each block's
+//! is two loads. `vpdpbusd` multiplies unsigned by signed bytes, so the activations are stored offset by 128 (`QAct::xu`) and each block's
 //! sum starts from `-128 * sum(weights)`, computed once per pair with one more `vpdpbusd`.
 //! The unpacked pair then serves up to eight activation rows held in registers, whose bytes
 //! and scales (5 bytes per weight column) stay in L1 for K = 896. Decoding (one row) runs
@@ -79,13 +78,26 @@ pub(super) unsafe fn unpack_pair(blk: *const u8, c: &Consts) -> (__m512i, __m512
     let qh1 = (blk.add(24) as *const u32).read_unaligned() as u64;
     // value = nibble + 16 * fifth bit - 16.
     let ws = _mm512_mask_sub_epi8(nib, !(qh0 | (qh1 << 32)), nib, c.sixteen);
+    with_sums_and_scales(ws, blk, blk.add(22), c)
+}
+
+/// A pair's unpacked weights with the starting sums that take back the activations' offset
+/// and the two blocks' f16 scales (at `d0` and `d1`) spread to 8 lanes each.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,f16c")]
+#[inline]
+unsafe fn with_sums_and_scales(
+    ws: __m512i,
+    d0: *const u8,
+    d1: *const u8,
+    c: &Consts,
+) -> (__m512i, __m512i, __m512) {
     // 0x80 as unsigned is 128: the lanes get 128 * sum(w); their negation starts the sums.
     let start = _mm512_sub_epi32(
         _mm512_setzero_si512(),
         _mm512_dpbusd_epi32(_mm512_setzero_si512(), c.offset, ws),
     );
-    let d0 = (blk as *const u16).read_unaligned() as u32;
-    let d1 = (blk.add(22) as *const u16).read_unaligned() as u32;
+    let d0 = (d0 as *const u16).read_unaligned() as u32;
+    let d1 = (d1 as *const u16).read_unaligned() as u32;
     let dw = _mm_cvtph_ps(_mm_cvtsi32_si128((d0 | (d1 << 16)) as i32));
     (
         ws,
@@ -102,18 +114,7 @@ unsafe fn unpack_pair_q8_0(blk: *const u8, c: &Consts) -> (__m512i, __m512i, __m
     let lo = _mm256_loadu_si256(blk.add(2) as *const __m256i);
     let hi = _mm256_loadu_si256(blk.add(36) as *const __m256i);
     let ws = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
-    let start = _mm512_sub_epi32(
-        _mm512_setzero_si512(),
-        _mm512_dpbusd_epi32(_mm512_setzero_si512(), c.offset, ws),
-    );
-    let d0 = (blk as *const u16).read_unaligned() as u32;
-    let d1 = (blk.add(34) as *const u16).read_unaligned() as u32;
-    let dw = _mm_cvtph_ps(_mm_cvtsi32_si128((d0 | (d1 << 16)) as i32));
-    (
-        ws,
-        start,
-        _mm512_permutexvar_ps(c.spread, _mm512_castps128_ps512(dw)),
-    )
+    with_sums_and_scales(ws, blk, blk.add(34), c)
 }
 
 /// Rows `i0..i0 + T` of the activations times one weight row of Q8_0 (`Q8`) or Q5_0 blocks.
