@@ -12,6 +12,13 @@ pub enum BenchCommand {
     Engine {
         #[arg(long)]
         model: Option<String>,
+        /// Instead of a model: random weights with a real model's shape (qwen2.5-coder-0.5b,
+        /// -1.5b or -7b), to measure speed where the weights are not at hand.
+        #[arg(long, conflicts_with_all = ["model", "adapter", "dump_prompts"])]
+        shape: Option<String>,
+        /// Storage type of the random weights: q8_0, q5_0, q4_0, q4_k, q6_k or f16.
+        #[arg(long, default_value = "q8_0", requires = "shape")]
+        dtype: String,
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Repetitions; medians are reported.
@@ -76,17 +83,51 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// A random-weight model of a named shape, written to `dir`.
+fn synthetic(dir: &std::path::Path, shape: &str, dtype: &str) -> Result<std::path::PathBuf> {
+    use moat_engine::tiny::{dtype_named, write_tiny_model, Shape, TinySpec};
+    let Some(shape_sizes) = Shape::named(shape) else {
+        let names: Vec<&str> = Shape::NAMED.iter().map(|(n, _)| *n).collect();
+        bail!("unknown --shape {shape}; known: {}", names.join(", "));
+    };
+    let Some(dtype) = dtype_named(dtype) else {
+        bail!("--dtype takes q8_0, q5_0, q4_0, q4_k, q6_k or f16, not {dtype}");
+    };
+    let path = dir.join(format!("random-{shape}-{dtype:?}.gguf"));
+    eprintln!("moat: writing random weights of shape {shape} ({dtype:?})");
+    write_tiny_model(
+        &path,
+        &TinySpec {
+            dtype,
+            shape: shape_sizes,
+            ..Default::default()
+        },
+    )?;
+    Ok(path)
+}
+
 pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
-    let (model, device, runs, json, kernels, adapter, dump) = match cmd {
+    let (model, shape, device, runs, json, kernels, adapter, dump) = match cmd {
         BenchCommand::Engine {
             model,
+            shape,
+            dtype,
             device,
             runs,
             json,
             kernels,
             adapter,
             dump_prompts,
-        } => (model, device, runs, json, kernels, adapter, dump_prompts),
+        } => (
+            model,
+            shape.map(|s| (s, dtype)),
+            device,
+            runs,
+            json,
+            kernels,
+            adapter,
+            dump_prompts,
+        ),
         BenchCommand::Index { dir, json, updates } => {
             return crate::bench_index::run(&dir, json, updates)
         }
@@ -102,7 +143,11 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let device: DeviceChoice = device.parse()?;
-    let path = crate::model::resolve(model.as_deref())?;
+    let scratch = tempfile::tempdir()?;
+    let path = match &shape {
+        Some((name, dtype)) => synthetic(scratch.path(), name, dtype)?,
+        None => crate::model::resolve(model.as_deref())?,
+    };
     let t = Instant::now();
     let mut engine = Engine::load(
         &path,

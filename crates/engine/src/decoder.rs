@@ -281,6 +281,13 @@ impl Decoder {
                 // Grouped-query attention without copying keys per head: the query heads
                 // that share a key head are stacked as extra rows of that key head.
                 let q = q.reshape((1, cfg.n_kv_head, groups * t, cfg.head_dim))?;
+                // The cache's views are strided (its capacity, not its length, sets the batch
+                // stride); candle's CUDA product takes only contiguous batches, the CPU's any.
+                let (k_all, v_all) = if self.device.is_cpu() {
+                    (k_all, v_all)
+                } else {
+                    (k_all.contiguous()?, v_all.contiguous()?)
+                };
                 let mut att = (q.matmul(&k_all)? * scale)?;
                 if let Some(m) = &mask {
                     att = att.broadcast_add(m)?;

@@ -1,5 +1,8 @@
 //! Tiny random-weight models written as real GGUF files, for tests here and in other crates.
 //! They exercise every code path of loading, tokenizing and generation in milliseconds.
+//! The same writer makes random-weight models with the shapes of real ones
+//! ([`Shape::named`]), so that speed can be measured where the real weights are not
+//! (a GPU machine that reaches no network, say): speed depends on the shapes, not the values.
 
 use crate::error::{EngineError, Result};
 use candle_core::quantized::gguf_file::Value;
@@ -17,6 +20,81 @@ pub struct TinySpec {
     /// Storage type of the weight matrices.
     pub dtype: GgmlDType,
     pub seed: u64,
+    pub shape: Shape,
+}
+
+/// A model's sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub embd: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ff: usize,
+    pub layers: usize,
+    /// Rows of the embedding table; the tokenizer's own tokens come first, then fillers.
+    pub vocab: usize,
+    /// The output projection is the embedding table (qwen2 architecture only).
+    pub tied: bool,
+}
+
+impl Shape {
+    /// The tests' model: every product takes microseconds.
+    pub const TINY: Shape = Shape {
+        embd: 64,
+        heads: 4,
+        kv_heads: 2,
+        ff: 128,
+        layers: 2,
+        vocab: 0,
+        tied: true,
+    };
+
+    /// The shapes of the Qwen2.5-Coder models (from their published configurations).
+    pub const NAMED: [(&'static str, Shape); 3] = [
+        (
+            "qwen2.5-coder-0.5b",
+            Shape {
+                embd: 896,
+                heads: 14,
+                kv_heads: 2,
+                ff: 4864,
+                layers: 24,
+                vocab: 151_936,
+                tied: true,
+            },
+        ),
+        (
+            "qwen2.5-coder-1.5b",
+            Shape {
+                embd: 1536,
+                heads: 12,
+                kv_heads: 2,
+                ff: 8960,
+                layers: 28,
+                vocab: 151_936,
+                tied: true,
+            },
+        ),
+        (
+            "qwen2.5-coder-7b",
+            Shape {
+                embd: 3584,
+                heads: 28,
+                kv_heads: 4,
+                ff: 18944,
+                layers: 28,
+                vocab: 152_064,
+                tied: false,
+            },
+        ),
+    ];
+
+    pub fn named(name: &str) -> Option<Shape> {
+        Self::NAMED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+    }
 }
 
 impl Default for TinySpec {
@@ -25,15 +103,25 @@ impl Default for TinySpec {
             architecture: "qwen2".into(),
             dtype: GgmlDType::Q8_0,
             seed: 42,
+            shape: Shape::TINY,
         }
     }
 }
 
-pub const N_EMBD: usize = 64;
-const N_HEAD: usize = 4;
-const N_KV_HEAD: usize = 2;
-const N_FF: usize = 128;
-const N_LAYER: usize = 2;
+/// The storage types a random model can be written in, by their llama.cpp names.
+pub fn dtype_named(name: &str) -> Option<GgmlDType> {
+    Some(match name {
+        "q8_0" => GgmlDType::Q8_0,
+        "q5_0" => GgmlDType::Q5_0,
+        "q4_0" => GgmlDType::Q4_0,
+        "q4_k" => GgmlDType::Q4K,
+        "q6_k" => GgmlDType::Q6K,
+        "f16" => GgmlDType::F16,
+        _ => return None,
+    })
+}
+
+pub const N_EMBD: usize = Shape::TINY.embd;
 
 /// The markup tokens of the Qwen2.5-Coder vocabulary, appended after the ordinary tokens.
 pub const SPECIALS: [&str; 9] = [
@@ -92,19 +180,44 @@ fn vocabulary() -> (Vec<String>, Vec<String>) {
     (tokens, merges)
 }
 
+/// Values drawn uniformly; a large tensor repeats a drawn block from a random start, because
+/// drawing billions of values would take minutes and the values only need to look random
+/// to the kernels.
 fn random(rng: &mut StdRng, shape: &[usize], scale: f32) -> Result<Tensor> {
+    const BLOCK: usize = 1 << 16;
     let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|_| rng.gen_range(-scale..scale)).collect();
+    let data: Vec<f32> = if n <= BLOCK {
+        (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
+    } else {
+        let block: Vec<f32> = (0..BLOCK + 1)
+            .map(|_| rng.gen_range(-scale..scale))
+            .collect();
+        let start = rng.gen_range(0..BLOCK);
+        (0..n).map(|i| block[(start + i * 7) % BLOCK]).collect()
+    };
     Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
 }
 
 /// Writes a tiny model to `path`.
 pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> Result<()> {
-    let (tokens, merges) = vocabulary();
-    let vocab = tokens.len();
+    let (mut tokens, merges) = vocabulary();
     let n_special = SPECIALS.len();
+    // Fillers before the specials, which stay last (the end-of-text id is the first of them).
+    let fillers = spec.shape.vocab.saturating_sub(tokens.len());
+    let at = tokens.len() - n_special;
+    tokens.splice(at..at, (0..fillers).map(|i| format!("<moat_filler_{i}>")));
+    let vocab = tokens.len();
     let arch = spec.architecture.as_str();
-    let head_dim = N_EMBD / N_HEAD;
+    let Shape {
+        embd,
+        heads,
+        kv_heads,
+        ff,
+        layers,
+        tied,
+        ..
+    } = spec.shape;
+    let head_dim = embd / heads;
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mut add = |name: String, t: Tensor, dtype: GgmlDType| -> Result<()> {
@@ -113,27 +226,27 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> Result<()> {
     };
     add(
         "token_embd.weight".into(),
-        random(&mut rng, &[vocab, N_EMBD], 1.0)?,
+        random(&mut rng, &[vocab, embd], 1.0)?,
         spec.dtype,
     )?;
-    for i in 0..N_LAYER {
+    for i in 0..layers {
         let p = format!("blk.{i}");
-        let ones = Tensor::ones(N_EMBD, candle_core::DType::F32, &Device::Cpu)?;
+        let ones = Tensor::ones(embd, candle_core::DType::F32, &Device::Cpu)?;
         add(
             format!("{p}.attn_norm.weight"),
             ones.clone(),
             GgmlDType::F32,
         )?;
         add(format!("{p}.ffn_norm.weight"), ones, GgmlDType::F32)?;
-        let kv = N_KV_HEAD * head_dim;
+        let kv = kv_heads * head_dim;
         for (name, out, inp) in [
-            ("attn_q", N_EMBD, N_EMBD),
-            ("attn_k", kv, N_EMBD),
-            ("attn_v", kv, N_EMBD),
-            ("attn_output", N_EMBD, N_EMBD),
-            ("ffn_gate", N_FF, N_EMBD),
-            ("ffn_up", N_FF, N_EMBD),
-            ("ffn_down", N_EMBD, N_FF),
+            ("attn_q", embd, embd),
+            ("attn_k", kv, embd),
+            ("attn_v", kv, embd),
+            ("attn_output", embd, embd),
+            ("ffn_gate", ff, embd),
+            ("ffn_up", ff, embd),
+            ("ffn_down", embd, ff),
         ] {
             add(
                 format!("{p}.{name}.weight"),
@@ -149,12 +262,12 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> Result<()> {
             }
         }
     }
-    let ones = Tensor::ones(N_EMBD, candle_core::DType::F32, &Device::Cpu)?;
+    let ones = Tensor::ones(embd, candle_core::DType::F32, &Device::Cpu)?;
     add("output_norm.weight".into(), ones, GgmlDType::F32)?;
-    if arch != "qwen2" {
+    if arch != "qwen2" || !tied {
         add(
             "output.weight".into(),
-            random(&mut rng, &[vocab, N_EMBD], 1.0)?,
+            random(&mut rng, &[vocab, embd], 1.0)?,
             spec.dtype,
         )?;
     }
@@ -168,14 +281,21 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> Result<()> {
     let metadata: Vec<(String, Value)> = vec![
         ("general.architecture".into(), s(arch)),
         ("general.name".into(), s("moat-tiny")),
-        (format!("{arch}.block_count"), u(N_LAYER as u32)),
-        (format!("{arch}.context_length"), u(512)),
-        (format!("{arch}.embedding_length"), u(N_EMBD as u32)),
-        (format!("{arch}.feed_forward_length"), u(N_FF as u32)),
-        (format!("{arch}.attention.head_count"), u(N_HEAD as u32)),
+        (format!("{arch}.block_count"), u(layers as u32)),
+        (
+            format!("{arch}.context_length"),
+            u(if spec.shape == Shape::TINY {
+                512
+            } else {
+                32768
+            }),
+        ),
+        (format!("{arch}.embedding_length"), u(embd as u32)),
+        (format!("{arch}.feed_forward_length"), u(ff as u32)),
+        (format!("{arch}.attention.head_count"), u(heads as u32)),
         (
             format!("{arch}.attention.head_count_kv"),
-            u(N_KV_HEAD as u32),
+            u(kv_heads as u32),
         ),
         (format!("{arch}.rope.freq_base"), Value::F32(10000.0)),
         (

@@ -564,3 +564,49 @@ fn an_adapter_for_another_model_is_refused_and_changes_nothing() {
         .to_string();
     assert!(err.contains("unknown projection"), "{err}");
 }
+
+#[test]
+fn a_shaped_random_model_has_the_shape_it_was_given() {
+    use moat_engine::tiny::Shape;
+    let dir = tempfile::tempdir().unwrap();
+    // Small enough for a test, but with fillers in the vocabulary, grouped heads and an
+    // untied output matrix, as the 7B shape has.
+    let shape = Shape {
+        embd: 96,
+        heads: 6,
+        kv_heads: 2,
+        ff: 160,
+        layers: 3,
+        vocab: 1000,
+        tied: false,
+    };
+    let path = tiny(
+        &dir,
+        TinySpec {
+            shape,
+            ..Default::default()
+        },
+    );
+    let mut e = load(&path);
+    let c = e.config().clone();
+    assert_eq!(
+        (
+            c.n_embd,
+            c.n_head,
+            c.n_kv_head,
+            c.n_ff,
+            c.n_layer,
+            c.head_dim
+        ),
+        (96, 6, 2, 160, 3, 16)
+    );
+    assert_eq!(e.logits(&[1, 2, 3]).unwrap().len(), 1000);
+    // The specials stay last, so the end-of-text token is where the tokenizer says.
+    assert_eq!(e.tokenizer().encode("<|endoftext|>").unwrap(), vec![991]);
+    // The published shapes are consistent: heads divide the width, groups divide heads.
+    for (name, s) in Shape::NAMED {
+        assert!(s.embd % s.heads == 0 && s.heads % s.kv_heads == 0, "{name}");
+        assert_eq!(Shape::named(name), Some(s));
+    }
+    assert_eq!(Shape::named("no-such-model"), None);
+}
