@@ -192,21 +192,31 @@ struct RawDef<'t> {
 }
 
 pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
-    let extraction = lang.query();
-    let query = &extraction.query;
-    let names = query.capture_names();
+    extract_by(lang, text, tree, false)
+}
+
+/// [`extract_tree`] with every pattern run by tree-sitter's query engine: the reference the
+/// pattern matcher is tested against.
+#[doc(hidden)]
+pub fn extract_tree_by_query_engine(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
+    extract_by(lang, text, tree, true)
+}
+
+fn extract_by<'t>(lang: Lang, text: &str, tree: &'t Tree, engine_only: bool) -> FileSymbols {
+    let extraction = if engine_only {
+        lang.reference_query()
+    } else {
+        lang.query()
+    };
     let src = text.as_bytes();
-    let mut cursor = QueryCursor::new();
-    let mut matches = cursor.matches(query, tree.root_node(), src);
     let mut raw: Vec<RawDef> = Vec::new();
     let mut imports = Vec::new();
-    while let Some(m) = matches.next() {
+    let names = extraction.query.capture_names();
+    let mut handle = |pattern: usize, captures: &mut dyn Iterator<Item = (u32, Node<'t>)>| {
         let mut def: Option<(Node, Option<DefKind>)> = None;
         let (mut name, mut body, mut receiver) = (None, None, None);
-        for c in m.captures {
-            let cap = names[c.index as usize];
-            let node = c.node;
-            match cap {
+        for (index, node) in captures {
+            match names[index as usize] {
                 "name" => name = Some(node),
                 "body" => body = Some(node),
                 "receiver" => receiver = node.utf8_text(src).ok().map(str::to_string),
@@ -214,10 +224,13 @@ pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
                 "import" => {
                     if let Ok(t) = node.utf8_text(src) {
                         let target = t.trim_matches(|c| c == '"' || c == '\'' || c == '`');
-                        imports.push(Import {
-                            target: target.to_string(),
-                            line: node.start_position().row as u32,
-                        });
+                        imports.push((
+                            node.start_byte(),
+                            Import {
+                                target: target.to_string(),
+                                line: node.start_position().row as u32,
+                            },
+                        ));
                     }
                 }
                 other => {
@@ -235,16 +248,107 @@ pub fn extract_tree(lang: Lang, text: &str, tree: &Tree) -> FileSymbols {
                     kind,
                     body,
                     receiver,
-                    pattern: m.pattern_index,
+                    pattern,
                 });
             }
         }
+    };
+    let mut family = Family::default();
+    if !engine_only {
+        walk_matches(extraction, tree, src, &mut family, &mut handle);
     }
+    if extraction.query_needed {
+        let mut cursor = QueryCursor::new();
+        let mut matches = cursor.matches(&extraction.query, tree.root_node(), src);
+        while let Some(m) = matches.next() {
+            handle(
+                m.pattern_index,
+                &mut m.captures.iter().map(|c| (c.index, c.node)),
+            );
+        }
+    }
+    // In document order, whichever way (and pattern) found them.
+    imports.sort_by_key(|(at, _)| *at);
+    let mut imports: Vec<Import> = imports.into_iter().map(|(_, i)| i).collect();
     imports.dedup();
     FileSymbols {
         lang,
-        definitions: resolve_definitions(raw, src),
+        definitions: resolve_definitions(raw, src, &mut family),
         imports,
+    }
+}
+
+/// The compiled patterns' matches, by one walk over the tree in document order. Records the
+/// parent and grandparent of each node where a pattern may match (see [`Family`]).
+fn walk_matches<'t>(
+    extraction: &crate::lang::Extraction,
+    tree: &'t Tree,
+    src: &[u8],
+    family: &mut Family<'t>,
+    handle: &mut impl FnMut(usize, &mut dyn Iterator<Item = (u32, Node<'t>)>),
+) {
+    let mut cursor = tree.walk();
+    let mut ancestors: Vec<Node<'t>> = Vec::new();
+    'walk: loop {
+        let node = cursor.node();
+        if extraction.matcher.may_match(node.kind_id()) {
+            let up = ancestors.len();
+            if up >= 1 {
+                family.parents.insert(node.id(), ancestors[up - 1]);
+            }
+            if up >= 2 {
+                family
+                    .parents
+                    .insert(ancestors[up - 1].id(), ancestors[up - 2]);
+            }
+            extraction
+                .matcher
+                .matches_at(node, src, &mut |pattern, caps| {
+                    handle(pattern, &mut caps.iter().copied())
+                });
+        }
+        if cursor.goto_first_child() {
+            ancestors.push(node);
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+            ancestors.pop();
+        }
+    }
+}
+
+/// Parents and earlier siblings of definitions. tree-sitter finds a node's parent by
+/// descending from the root and its previous sibling by scanning the parent's children, so
+/// a file with thousands of definitions side by side cost quadratic time; the walk knows
+/// the parents, and each parent's children are listed once.
+#[derive(Default)]
+struct Family<'t> {
+    parents: HashMap<usize, Node<'t>>,
+    children: HashMap<usize, Vec<Node<'t>>>,
+}
+
+impl<'t> Family<'t> {
+    fn parent(&self, n: Node<'t>) -> Option<Node<'t>> {
+        self.parents.get(&n.id()).copied().or_else(|| n.parent())
+    }
+
+    /// The siblings before `n`, in document order.
+    fn before(&mut self, n: Node<'t>) -> &[Node<'t>] {
+        let Some(p) = self.parent(n) else {
+            return &[];
+        };
+        let kids = self.children.entry(p.id()).or_insert_with(|| {
+            let mut c = p.walk();
+            p.children(&mut c).collect()
+        });
+        let mut i = kids.partition_point(|k| k.start_byte() < n.start_byte());
+        while i < kids.len() && kids[i].id() != n.id() {
+            i += 1;
+        }
+        &kids[..i.min(kids.len())]
     }
 }
 
@@ -315,7 +419,11 @@ fn collect_uses(
 
 /// One definition per node (the earliest pattern wins), scopes from nesting, and methods
 /// told from functions by what encloses them.
-fn resolve_definitions(mut raw: Vec<RawDef>, src: &[u8]) -> Vec<Definition> {
+fn resolve_definitions<'t>(
+    mut raw: Vec<RawDef<'t>>,
+    src: &[u8],
+    family: &mut Family<'t>,
+) -> Vec<Definition> {
     raw.sort_by_key(|d| {
         (
             d.node.start_byte(),
@@ -368,7 +476,7 @@ fn resolve_definitions(mut raw: Vec<RawDef>, src: &[u8]) -> Vec<Definition> {
         }
         out.push(Definition {
             signature: signature(d.node, d.body, src),
-            doc: doc_of(d.node, d.body, src),
+            doc: doc_of(d.node, d.body, src, family),
             name: d.name,
             kind,
             scope,
@@ -414,7 +522,12 @@ fn signature(node: Node, body: Option<Node>, src: &[u8]) -> String {
 
 /// Comments right above the definition (or above its decorator or export wrapper), or a
 /// docstring that opens its body.
-fn doc_of(node: Node, body: Option<Node>, src: &[u8]) -> Option<String> {
+fn doc_of<'t>(
+    node: Node<'t>,
+    body: Option<Node<'t>>,
+    src: &[u8],
+    family: &mut Family<'t>,
+) -> Option<String> {
     if let Some(b) = body {
         if let Some(first) = b.named_child(0) {
             if first.kind() == "expression_statement" && first.named_child_count() == 1 {
@@ -426,7 +539,7 @@ fn doc_of(node: Node, body: Option<Node>, src: &[u8]) -> Option<String> {
         }
     }
     let mut anchor = node;
-    while let Some(p) = anchor.parent() {
+    while let Some(p) = family.parent(anchor) {
         if matches!(
             p.kind(),
             "decorated_definition" | "export_statement" | "template_declaration"
@@ -438,8 +551,7 @@ fn doc_of(node: Node, body: Option<Node>, src: &[u8]) -> Option<String> {
     }
     let mut lines = Vec::new();
     let mut next_row = anchor.start_position().row;
-    let mut sib = anchor.prev_sibling();
-    while let Some(s) = sib {
+    for &s in family.before(anchor).iter().rev() {
         let kind = s.kind();
         if s.end_position().row + 1 < next_row {
             break; // a blank line: the comment belongs to something else
@@ -453,7 +565,6 @@ fn doc_of(node: Node, body: Option<Node>, src: &[u8]) -> Option<String> {
             break;
         }
         next_row = s.start_position().row;
-        sib = s.prev_sibling();
     }
     if lines.is_empty() {
         return None;

@@ -5,7 +5,7 @@ use crate::error::{IndexError, Result};
 use crate::extract::{Definition, Extractor, FileSymbols, Import, Uses};
 use crate::lang::Lang;
 use crate::resolve::{self, FileSet};
-use crate::similar::{chunks, Bm25, Chunk, IdChunk};
+use crate::similar::{chunks, Bm25, Chunks, IdChunk};
 use crate::walk::{self, Skip, SkipCounts, WalkOptions};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,7 @@ fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
 }
 
 /// Parses one text into an entry (ids are assigned by the index).
-fn analyse(lang: Lang, text: &str) -> (FileSymbols, Vec<Chunk>) {
+fn analyse(lang: Lang, text: &str) -> (FileSymbols, Chunks) {
     let symbols = EXTRACTOR
         .with(|e| e.borrow_mut().extract(lang, text))
         .unwrap_or(FileSymbols {
@@ -270,8 +270,17 @@ impl Index {
             .map(|(rel, abs)| (rel.clone(), read_and_parse(abs, &opts, known.get(rel))))
             .collect();
         let mut parsed = 0;
+        // A first build only files the entries here; the lookup tables are then derived from
+        // all of them at once, in parallel, as a reload does (`restore`).
+        let first = self.files.is_empty();
         for (rel, r) in results {
             match r {
+                Ok(Some(p)) if first => {
+                    parsed += 1;
+                    let id = self.fresh_id();
+                    let entry = self.entry(id, p);
+                    self.files.insert(rel, entry);
+                }
                 Ok(Some(p)) => {
                     parsed += 1;
                     self.put(rel, p);
@@ -290,6 +299,11 @@ impl Index {
                     seen.remove(&rel);
                 }
             }
+        }
+        if first && !self.files.is_empty() {
+            let terms = std::mem::take(&mut self.bm25).into_vocabulary();
+            let files = std::mem::take(&mut self.files);
+            self.restore(terms, files);
         }
         let gone: Vec<String> = self
             .files
@@ -312,18 +326,20 @@ impl Index {
         self.take(&rel);
         // A fresh id even for a known file: its old postings die with the old id.
         let id = self.fresh_id();
-        let chunks = self.bm25.intern(p.chunks);
-        self.insert(
-            rel,
-            FileEntry {
-                id,
-                size: p.size,
-                mtime_ns: p.mtime_ns,
-                hash: p.hash,
-                symbols: p.symbols,
-                chunks,
-            },
-        );
+        let entry = self.entry(id, p);
+        self.insert(rel, entry);
+    }
+
+    /// The entry for a parsed file, its terms interned.
+    fn entry(&mut self, id: u32, p: Parsed) -> FileEntry {
+        FileEntry {
+            id,
+            size: p.size,
+            mtime_ns: p.mtime_ns,
+            hash: p.hash,
+            symbols: p.symbols,
+            chunks: self.bm25.intern(p.chunks),
+        }
     }
 
     /// Re-reads one file (changed, created or deleted on disk). Returns whether it is
@@ -598,7 +614,7 @@ struct Parsed {
     mtime_ns: u64,
     hash: [u8; 16],
     symbols: FileSymbols,
-    chunks: Vec<Chunk>,
+    chunks: Chunks,
 }
 
 /// `Ok(None)`: the content hashes to `known` (nothing to parse).

@@ -128,19 +128,33 @@ impl Lang {
     /// the query file.
     pub fn query(self) -> &'static Extraction {
         static QUERIES: OnceLock<Vec<Extraction>> = OnceLock::new();
-        let all = QUERIES.get_or_init(|| ALL.iter().map(|l| Extraction::new(*l)).collect());
+        let all = QUERIES.get_or_init(|| ALL.iter().map(|l| Extraction::build(*l, true)).collect());
+        &all[ALL.iter().position(|l| *l == self).expect("in ALL")]
+    }
+
+    /// The same extraction with no pattern compiled by the matcher (tests compare the two).
+    pub(crate) fn reference_query(self) -> &'static Extraction {
+        static QUERIES: OnceLock<Vec<Extraction>> = OnceLock::new();
+        let all =
+            QUERIES.get_or_init(|| ALL.iter().map(|l| Extraction::build(*l, false)).collect());
         &all[ALL.iter().position(|l| *l == self).expect("in ALL")]
     }
 }
 
+use crate::pattern::Matcher;
+
 pub struct Extraction {
+    /// The patterns the matcher does not compile (none, with today's query files).
     pub query: Query,
+    /// Whether `query` has any pattern left enabled.
+    pub query_needed: bool,
+    pub matcher: Matcher,
     /// Node kind ids whose nodes are identifier uses.
     pub use_kinds: Vec<u16>,
 }
 
 impl Extraction {
-    fn new(lang: Lang) -> Self {
+    fn build(lang: Lang, compile: bool) -> Self {
         let source = lang.query_source();
         let grammar = lang.grammar();
         // The queries ship inside the binary and a test compiles every one, so a failure
@@ -148,6 +162,7 @@ impl Extraction {
         let mut query =
             Query::new(&grammar, source).unwrap_or_else(|e| panic!("query for {lang:?}: {e}"));
         let mut use_kinds = Vec::new();
+        let mut disabled = Vec::new();
         for i in 0..query.pattern_count() {
             let start = query.start_byte_for_pattern(i);
             let end = query.end_byte_for_pattern(i);
@@ -166,16 +181,42 @@ impl Extraction {
                 );
                 use_kinds.push(id);
                 query.disable_pattern(i);
+                disabled.push(i);
             }
         }
         use_kinds.sort_unstable();
-        Self { query, use_kinds }
+        // Definitions and imports by one walk (see `pattern`), the rest by the query engine.
+        let matcher = if compile {
+            Matcher::new(&query, source, &grammar, &disabled)
+        } else {
+            Matcher::default()
+        };
+        for i in matcher.compiled() {
+            query.disable_pattern(i);
+            disabled.push(i);
+        }
+        Self {
+            query_needed: disabled.len() < query.pattern_count(),
+            query,
+            matcher,
+            use_kinds,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every pattern of today's query files runs in the walk (`pattern`), none in the query
+    /// engine, which costs a tree walk of its own even for one pattern. A pattern the matcher
+    /// cannot compile still works; this test only says the speed is gone.
+    #[test]
+    fn the_matcher_compiles_every_pattern_of_todays_queries() {
+        for l in ALL {
+            assert!(!l.query().query_needed, "{l:?}");
+        }
+    }
 
     #[test]
     fn every_query_compiles_against_its_grammar() {

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod git;
 mod index;
 pub mod lang;
+mod pattern;
 pub mod persist;
 pub mod resolve;
 pub mod similar;

@@ -2,7 +2,7 @@
 //! with BM25 over code terms (`tokens`). A compact inverted index of our own: postings per
 //! term, updated per file, so that editing one file never rebuilds the whole index.
 
-use crate::tokens::terms;
+use crate::tokens::{for_each_term, terms};
 use serde::{Deserialize, Serialize};
 // Term and chunk keys are hashed millions of times while indexing; they come from the
 // repository, not from an adversary, so a fast non-cryptographic hash is the right trade.
@@ -13,51 +13,80 @@ use rustc_hash::FxHashMap as HashMap;
 pub const WINDOW: u32 = 40;
 pub const STEP: u32 = 20;
 
-/// One window of a file, as the index keeps it: where it is and its term counts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Chunk {
-    pub start_line: u32,
-    /// Inclusive.
-    pub end_line: u32,
-    pub terms: Vec<(String, u32)>,
-    pub len: u32,
+/// A file's windows, with terms as ids into the file's own vocabulary (sorted, so that
+/// ids compare as the terms do). The index maps them to its ids once per file
+/// ([`Bm25::intern`]), not once per term and window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Chunks {
+    pub vocab: Vec<String>,
+    pub chunks: Vec<IdChunk>,
 }
 
 /// Cuts `text` into windows (a file shorter than a window is one chunk). Each line's terms
-/// are computed once, though every line is in two windows.
-pub fn chunks(text: &str) -> Vec<Chunk> {
-    let per_line: Vec<Vec<String>> = text
-        .lines()
-        .map(|l| {
-            let mut v = Vec::new();
-            terms(l, &mut v);
-            v
-        })
-        .collect();
-    let n = per_line.len() as u32;
+/// are found once, though every line is in two windows.
+pub fn chunks(text: &str) -> Chunks {
+    let mut local: HashMap<String, u32> = HashMap::default();
+    let mut vocab: Vec<String> = Vec::new();
+    // The term ids of every line, flat; `line_end[i]` ends line i's run.
+    let mut ids: Vec<u32> = Vec::new();
+    let mut line_end: Vec<usize> = Vec::new();
+    for line in text.lines() {
+        for_each_term(line, |t| {
+            let id = match local.get(t) {
+                Some(id) => *id,
+                None => {
+                    let id = vocab.len() as u32;
+                    local.insert(t.to_string(), id);
+                    vocab.push(t.to_string());
+                    id
+                }
+            };
+            ids.push(id);
+        });
+        line_end.push(ids.len());
+    }
+    // Renumber in the terms' order.
+    let mut order: Vec<u32> = (0..vocab.len() as u32).collect();
+    order.sort_unstable_by(|a, b| vocab[*a as usize].cmp(&vocab[*b as usize]));
+    let mut rank = vec![0u32; vocab.len()];
+    for (r, id) in order.iter().enumerate() {
+        rank[*id as usize] = r as u32;
+    }
+    let mut counts = vec![0u32; vocab.len()];
+    let mut touched: Vec<u32> = Vec::new();
+    let n = line_end.len() as u32;
     let mut out = Vec::new();
     let mut start = 0u32;
     loop {
         let end = (start + WINDOW).min(n);
-        let mut counts: HashMap<&str, u32> = HashMap::default();
-        let mut len = 0;
-        for line in &per_line[start as usize..end as usize] {
-            for t in line {
-                *counts.entry(t.as_str()).or_default() += 1;
-                len += 1;
+        let from = if start == 0 {
+            0
+        } else {
+            line_end[start as usize - 1]
+        };
+        let to = if end == 0 {
+            0
+        } else {
+            line_end[end as usize - 1]
+        };
+        for &id in &ids[from..to] {
+            let r = rank[id as usize];
+            if counts[r as usize] == 0 {
+                touched.push(r);
             }
+            counts[r as usize] += 1;
         }
-        if len > 0 {
-            let mut terms: Vec<(String, u32)> = counts
-                .into_iter()
-                .map(|(t, n)| (t.to_string(), n))
+        if to > from {
+            touched.sort_unstable();
+            let terms = touched
+                .drain(..)
+                .map(|r| (r, std::mem::take(&mut counts[r as usize])))
                 .collect();
-            terms.sort();
-            out.push(Chunk {
+            out.push(IdChunk {
                 start_line: start,
                 end_line: end.saturating_sub(1),
                 terms,
-                len,
+                len: (to - from) as u32,
             });
         }
         if end >= n {
@@ -65,7 +94,14 @@ pub fn chunks(text: &str) -> Vec<Chunk> {
         }
         start += STEP;
     }
-    out
+    let mut sorted = vec![String::new(); vocab.len()];
+    for (id, term) in vocab.into_iter().enumerate() {
+        sorted[rank[id] as usize] = term;
+    }
+    Chunks {
+        vocab: sorted,
+        chunks: out,
+    }
 }
 
 /// A chunk as the index keeps it: terms as ids into the index's vocabulary.
@@ -104,6 +140,10 @@ impl Bm25 {
     /// The vocabulary, in id order (persisted with the chunks that refer to it).
     pub fn vocabulary(&self) -> &[String] {
         &self.terms
+    }
+
+    pub fn into_vocabulary(self) -> Vec<String> {
+        self.terms
     }
 
     /// Starts from a persisted vocabulary.
@@ -174,16 +214,16 @@ impl Bm25 {
         id
     }
 
-    pub fn intern(&mut self, chunks: Vec<Chunk>) -> Vec<IdChunk> {
-        chunks
-            .into_iter()
-            .map(|c| IdChunk {
-                start_line: c.start_line,
-                end_line: c.end_line,
-                len: c.len,
-                terms: c.terms.into_iter().map(|(t, n)| (self.id(t), n)).collect(),
-            })
-            .collect()
+    /// A file's windows with their terms as this index's ids.
+    pub fn intern(&mut self, chunks: Chunks) -> Vec<IdChunk> {
+        let ids: Vec<u32> = chunks.vocab.into_iter().map(|t| self.id(t)).collect();
+        let mut out = chunks.chunks;
+        for c in &mut out {
+            for (t, _) in &mut c.terms {
+                *t = ids[*t as usize];
+            }
+        }
+        out
     }
 
     pub fn add(&mut self, file: u32, chunks: &[IdChunk]) {
@@ -319,11 +359,21 @@ mod tests {
     #[test]
     fn windows_overlap_and_cover_every_line() {
         let text: String = (0..95).map(|i| format!("line_{i} = value_{i}\n")).collect();
-        let c = chunks(&text);
+        let c = chunks(&text).chunks;
         assert_eq!(c.first().unwrap().start_line, 0);
         assert_eq!(c.last().unwrap().end_line, 94);
         for w in c.windows(2) {
             assert_eq!(w[1].start_line, w[0].start_line + STEP);
         }
+    }
+
+    #[test]
+    fn a_window_counts_its_terms_by_the_files_sorted_vocabulary() {
+        let c = chunks("fooBar foo\nbar_baz x1 42\n");
+        assert_eq!(c.vocab, ["bar", "baz", "foo", "x1"]);
+        assert_eq!(c.chunks.len(), 1);
+        assert_eq!(c.chunks[0].terms, [(0, 2), (1, 1), (2, 2), (3, 1)]);
+        assert_eq!((c.chunks[0].len, c.chunks[0].end_line), (6, 1));
+        assert_eq!(chunks(""), Chunks::default());
     }
 }

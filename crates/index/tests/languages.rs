@@ -3,6 +3,7 @@
 //! project, and record identifier uses. Expectations are data: (name, kind, scope,
 //! signature start).
 
+use moat_index::extract::{extract_tree, extract_tree_by_query_engine};
 use moat_index::{DefKind, Extractor, Index, Lang, WalkOptions};
 use std::path::Path;
 
@@ -30,6 +31,18 @@ fn check(case: &Case) {
         let p = dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
+    }
+    // The pattern matcher's walk finds what tree-sitter's query engine finds.
+    let mut ex = Extractor::new();
+    for (path, text) in case.files {
+        if let Some(lang) = Lang::from_path(Path::new(path)) {
+            let tree = ex.parse(lang, text).unwrap();
+            assert_eq!(
+                extract_tree(lang, text, &tree),
+                extract_tree_by_query_engine(lang, text, &tree),
+                "{path}"
+            );
+        }
     }
     let mut idx = Index::new(dir.path(), WalkOptions::default()).unwrap();
     let stats = idx.refresh();
@@ -384,4 +397,38 @@ fn referenced_definitions_come_from_the_unsaved_text() {
     let hits = idx.referenced_definitions("main.py", Lang::Python, newer, 0, 1);
     assert!(!hits.iter().any(|h| h.def.name == "parse_row"), "{hits:?}");
     assert!(hits.iter().any(|h| h.def.name == "load"), "{hits:?}");
+}
+
+/// Snippets where one node matches a pattern more than once, or the patterns use
+/// alternations, anchors, optional children and `#eq?`: the walk and the query engine agree.
+#[test]
+fn the_walk_and_the_query_engine_agree_on_tricky_snippets() {
+    let snippets: &[(&str, &str)] = &[
+        ("a.py", "import os, sys\nimport a.b as c, d\nfrom . import (x, y)\n@dec\nclass K:\n    a = b = 1\n    def f(self): pass\n"),
+        ("a.js", "const a = require('./a'), b = require(\"b\");\nrequire(x);\nfoo('./c');\nexport const f = () => 1, g = function () {};\n"),
+        ("a.ts", "export default class A { m() {} }\nexport { b } from './b';\nimport * as c from './c';\nnamespace N { export function h() {} }\n"),
+        ("a.go", "package p\nimport (\n\t\"a\"\n\tb \"c/d\"\n)\nfunc (r *T[K]) M() {}\nvar x, y = 1, 2\nconst (A = 1; B = 2)\n"),
+        ("a.c", "struct s { int a, b; int (*f)(void); };\nint x, *y, z(int);\n#include \"q.h\"\n"),
+        ("a.cpp", "namespace n { class C { int a, b; void f(); }; }\ntemplate <class T> T *g(T t) { return 0; }\n"),
+        ("a.java", "import a.b.C;\nimport static d.E.f;\n@interface Ann {}\nrecord R(int a) { void m() {} }\nenum E { A, B; void g() {} }\n"),
+        ("a.kt", "import a.b\ninterface I { fun f() }\nenum class E { A }\nobject O { val x = 1 }\nclass C { companion object { fun g() = 1 } }\n"),
+        ("a.cs", "using A.B;\nnamespace N;\nrecord R(int X);\ninterface I { void M(); }\nstruct S { int a, b; }\n"),
+        ("a.php", "<?php\nuse A\\B, C\\D;\nrequire_once 'x.php';\ninterface I { function f(); }\ntrait T { public $a, $b; }\n"),
+        ("a.rs", "mod m;\nuse a::{b, c};\nimpl<T> X for Y<T> { fn f() {} }\nmacro_rules! mm { () => {} }\nunion U { a: u8 }\n"),
+    ];
+    let mut ex = Extractor::new();
+    for (path, text) in snippets {
+        let lang = Lang::from_path(Path::new(path)).unwrap();
+        let tree = ex.parse(lang, text).unwrap();
+        let walk = extract_tree(lang, text, &tree);
+        assert_eq!(
+            walk,
+            extract_tree_by_query_engine(lang, text, &tree),
+            "{path}"
+        );
+        assert!(
+            !walk.definitions.is_empty() || !walk.imports.is_empty(),
+            "{path}"
+        );
+    }
 }
