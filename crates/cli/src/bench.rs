@@ -9,35 +9,7 @@ use std::time::Instant;
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Load time, prefill and decode speed, completion latency (cold and warm cache), peak RSS.
-    Engine {
-        #[arg(long)]
-        model: Option<String>,
-        /// Instead of a model: random weights with a real model's shape (qwen2.5-coder-0.5b,
-        /// -1.5b or -7b), to measure speed where the weights are not at hand.
-        #[arg(long, conflicts_with_all = ["model", "adapter", "dump_prompts"])]
-        shape: Option<String>,
-        /// Storage type of the random weights: q8_0, q5_0, q4_0, q4_k, q6_k or f16.
-        #[arg(long, default_value = "q8_0", requires = "shape")]
-        dtype: String,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Repetitions; medians are reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        #[arg(long)]
-        json: bool,
-        /// `moat` (our CPU kernels) or `candle` (candle's), to compare the two.
-        #[arg(long, default_value = "moat")]
-        kernels: String,
-        /// Serve this tuned adapter unmerged (name or directory; its verdict is not checked),
-        /// to measure what the low-rank updates cost.
-        #[arg(long)]
-        adapter: Option<String>,
-        /// Write the benchmark's prompts (token ids, sizes, decode steps) as JSON to this
-        /// file and stop: peers run the same tokens (`benches/peer/run.sh`).
-        #[arg(long)]
-        dump_prompts: Option<std::path::PathBuf>,
-    },
+    Engine(EngineArgs),
     /// Index build, parse-only limit, reload and one-file update latency on a repository.
     Index {
         dir: std::path::PathBuf,
@@ -58,6 +30,37 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+pub struct EngineArgs {
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Instead of a model: random weights with a real model's shape (qwen2.5-coder-0.5b,
+    /// -1.5b or -7b), to measure speed where the weights are not at hand.
+    #[arg(long, conflicts_with_all = ["model", "adapter", "dump_prompts"])]
+    pub shape: Option<String>,
+    /// Storage type of the random weights: q8_0, q5_0, q4_0, q4_k, q6_k or f16.
+    #[arg(long, default_value = "q8_0", requires = "shape")]
+    pub dtype: String,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Repetitions; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// `moat` (our CPU kernels) or `candle` (candle's), to compare the two.
+    #[arg(long, default_value = "moat")]
+    pub kernels: String,
+    /// Serve this tuned adapter unmerged (name or directory; its verdict is not checked),
+    /// to measure what the low-rank updates cost.
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Write the benchmark's prompts (token ids, sizes, decode steps) as JSON to this
+    /// file and stop: peers run the same tokens (`benches/peer/run.sh`).
+    #[arg(long)]
+    pub dump_prompts: Option<std::path::PathBuf>,
 }
 
 /// Real code to build prompts from: moat's own sources (any real code would do).
@@ -107,33 +110,25 @@ fn synthetic(dir: &std::path::Path, shape: &str, dtype: &str) -> Result<std::pat
 }
 
 pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
-    let (model, shape, device, runs, json, kernels, adapter, dump) = match cmd {
-        BenchCommand::Engine {
-            model,
-            shape,
-            dtype,
-            device,
-            runs,
-            json,
-            kernels,
-            adapter,
-            dump_prompts,
-        } => (
-            model,
-            shape.map(|s| (s, dtype)),
-            device,
-            runs,
-            json,
-            kernels,
-            adapter,
-            dump_prompts,
-        ),
+    let EngineArgs {
+        model,
+        shape,
+        dtype,
+        device,
+        runs,
+        json,
+        kernels,
+        adapter,
+        dump_prompts: dump,
+    } = match cmd {
+        BenchCommand::Engine(a) => a,
         BenchCommand::Index { dir, json, updates } => {
             return crate::bench_index::run(&dir, json, updates)
         }
         BenchCommand::Report { events, json } => return crate::bench_report::run(events, json),
         BenchCommand::Lsp(args) => return crate::bench_lsp::run(args, threads),
     };
+    let shape = shape.map(|s| (s, dtype));
     let own_kernels = match kernels.as_str() {
         "moat" => true,
         "candle" => false,

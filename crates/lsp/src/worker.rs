@@ -205,10 +205,14 @@ impl Worker {
     /// Serves `spec` (`(name or directory, force)`) unmerged from the next completion on, or
     /// the base model alone for `None`. The answer shows in [`Worker::adapter`].
     pub fn set_adapter(&self, spec: Option<(String, bool)>) {
-        if let Some((name, _)) = &spec {
-            *self.adapter.lock().expect("adapter lock") =
-                AdapterState::Loading { name: name.clone() };
-        }
+        // Said at once, so that no status read after this call shows the old adapter's
+        // state (turning one off was reported as the old failure until the model thread
+        // got to it). Dropping an adapter cannot fail; the message queue applies it before
+        // any later completion.
+        *self.adapter.lock().expect("adapter lock") = match &spec {
+            Some((name, _)) => AdapterState::Loading { name: name.clone() },
+            None => AdapterState::None,
+        };
         let _ = self.tx.send(Msg::Adapter(spec));
     }
 
