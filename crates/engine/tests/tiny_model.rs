@@ -601,8 +601,12 @@ fn a_shaped_random_model_has_the_shape_it_was_given() {
         (96, 6, 2, 160, 3, 16)
     );
     assert_eq!(e.logits(&[1, 2, 3]).unwrap().len(), 1000);
-    // The specials stay last, so the end-of-text token is where the tokenizer says.
-    assert_eq!(e.tokenizer().encode("<|endoftext|>").unwrap(), vec![991]);
+    // The specials stay last, after the fillers: end-of-text is the first of them.
+    let tok = e.tokenizer();
+    assert_eq!(tok.vocab_size(), 1000);
+    assert_eq!(tok.token_id("<|endoftext|>"), Some(991));
+    assert_eq!(tok.eos(), Some(991));
+    assert!(tok.is_special(991) && !tok.is_special(990));
     // The published shapes are consistent: heads divide the width, groups divide heads.
     for (name, s) in Shape::NAMED {
         assert!(s.embd % s.heads == 0 && s.heads % s.kv_heads == 0, "{name}");
