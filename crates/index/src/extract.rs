@@ -4,6 +4,7 @@
 //! first in a body is a docstring).
 
 use crate::lang::Lang;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use streaming_iterator::StreamingIterator;
@@ -287,19 +288,13 @@ fn walk_matches<'t>(
     family: &mut Family<'t>,
     handle: &mut impl FnMut(usize, &mut dyn Iterator<Item = (u32, Node<'t>)>),
 ) {
-    let mut cursor = tree.walk();
-    let mut ancestors: Vec<Node<'t>> = Vec::new();
-    'walk: loop {
-        let node = cursor.node();
+    preorder(tree, |node, ancestors| {
         if extraction.matcher.may_match(node.kind_id()) {
-            let up = ancestors.len();
-            if up >= 1 {
-                family.parents.insert(node.id(), ancestors[up - 1]);
+            if let [.., grand, parent] = ancestors {
+                family.parents.insert(parent.id(), *grand);
             }
-            if up >= 2 {
-                family
-                    .parents
-                    .insert(ancestors[up - 1].id(), ancestors[up - 2]);
+            if let Some(parent) = ancestors.last() {
+                family.parents.insert(node.id(), *parent);
             }
             extraction
                 .matcher
@@ -307,7 +302,18 @@ fn walk_matches<'t>(
                     handle(pattern, &mut caps.iter().copied())
                 });
         }
-        if cursor.goto_first_child() {
+        true
+    });
+}
+
+/// Visits every node in document order with its ancestors (root first); `visit` returns
+/// whether to enter the node's children.
+fn preorder<'t>(tree: &'t Tree, mut visit: impl FnMut(Node<'t>, &[Node<'t>]) -> bool) {
+    let mut cursor = tree.walk();
+    let mut ancestors: Vec<Node<'t>> = Vec::new();
+    'walk: loop {
+        let node = cursor.node();
+        if visit(node, &ancestors) && cursor.goto_first_child() {
             ancestors.push(node);
             continue;
         }
@@ -326,8 +332,9 @@ fn walk_matches<'t>(
 /// the parents, and each parent's children are listed once.
 #[derive(Default)]
 struct Family<'t> {
-    parents: HashMap<usize, Node<'t>>,
-    children: HashMap<usize, Vec<Node<'t>>>,
+    // Filled at every node a pattern may match: a fast hash, as in `similar`.
+    parents: FxHashMap<usize, Node<'t>>,
+    children: FxHashMap<usize, Vec<Node<'t>>>,
 }
 
 impl<'t> Family<'t> {
@@ -391,29 +398,22 @@ fn collect_uses(
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
     let mut fresh: Vec<&str> = Vec::new();
-    let mut cursor = tree.walk();
-    'walk: loop {
-        let node = cursor.node();
+    preorder(tree, |node, _| {
         // A use is recorded whole (a Kotlin identifier may have parts); others are entered.
-        if kinds.binary_search(&node.kind_id()).is_ok() {
-            if let Ok(t) = std::str::from_utf8(&src[node.start_byte()..node.end_byte()]) {
-                let next = (identifiers.len() + fresh.len()) as u32;
-                let id = *ids.entry(t).or_insert_with(|| {
-                    fresh.push(t);
-                    next
-                });
-                let line = line_starts.partition_point(|s| *s <= node.start_byte()) - 1;
-                uses.push((line as u32, id));
-            }
-        } else if cursor.goto_first_child() {
-            continue;
+        if kinds.binary_search(&node.kind_id()).is_err() {
+            return true;
         }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
+        if let Ok(t) = std::str::from_utf8(&src[node.start_byte()..node.end_byte()]) {
+            let next = (identifiers.len() + fresh.len()) as u32;
+            let id = *ids.entry(t).or_insert_with(|| {
+                fresh.push(t);
+                next
+            });
+            let line = line_starts.partition_point(|s| *s <= node.start_byte()) - 1;
+            uses.push((line as u32, id));
         }
-    }
+        false
+    });
     identifiers.extend(fresh.into_iter().map(String::from));
 }
 

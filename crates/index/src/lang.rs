@@ -1,5 +1,6 @@
 //! The languages the index understands: a grammar and an extraction query each.
 
+use crate::pattern::Matcher;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -128,20 +129,20 @@ impl Lang {
     /// the query file.
     pub fn query(self) -> &'static Extraction {
         static QUERIES: OnceLock<Vec<Extraction>> = OnceLock::new();
-        let all = QUERIES.get_or_init(|| ALL.iter().map(|l| Extraction::build(*l, true)).collect());
-        &all[ALL.iter().position(|l| *l == self).expect("in ALL")]
+        self.pick(&QUERIES, true)
     }
 
     /// The same extraction with no pattern compiled by the matcher (tests compare the two).
     pub(crate) fn reference_query(self) -> &'static Extraction {
         static QUERIES: OnceLock<Vec<Extraction>> = OnceLock::new();
-        let all =
-            QUERIES.get_or_init(|| ALL.iter().map(|l| Extraction::build(*l, false)).collect());
+        self.pick(&QUERIES, false)
+    }
+
+    fn pick(self, all: &'static OnceLock<Vec<Extraction>>, compile: bool) -> &'static Extraction {
+        let all = all.get_or_init(|| ALL.iter().map(|l| Extraction::build(*l, compile)).collect());
         &all[ALL.iter().position(|l| *l == self).expect("in ALL")]
     }
 }
-
-use crate::pattern::Matcher;
 
 pub struct Extraction {
     /// The patterns the matcher does not compile (none, with today's query files).

@@ -61,8 +61,9 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// Compiles what it can of `query`'s enabled patterns (source text `source`) and
-    /// returns the indexes of those it compiled: the caller disables them in the query.
+    /// Compiles what it can of `query`'s patterns (source text `source`), except those in
+    /// `skip`; [`Matcher::compiled`] names the ones it took, which the caller disables in
+    /// the query.
     pub fn new(query: &Query, source: &str, grammar: &Language, skip: &[usize]) -> Self {
         let mut m = Matcher::default();
         for index in 0..query.pattern_count() {

@@ -2,8 +2,8 @@
 //!
 //! Two weight blocks (64 weights, 44 bytes of Q5_0 or 68 of Q8_0) are unpacked per step. For
 //! Q5_0 one `vpermb` gathers the nibble bytes and the fifth bits become a mask register; Q8_0
-//! is two loads. `vpdpbusd` multiplies unsigned by signed bytes, so the activations are stored offset by 128 (`QAct::xu`) and each block's
-//! sum starts from `-128 * sum(weights)`, computed once per pair with one more `vpdpbusd`.
+//! is two loads. `vpdpbusd` multiplies unsigned by signed bytes, so the activations are
+//! stored offset by 128 (`QAct::xu`) and each block's sum starts from `-128 * sum(weights)`, computed once per pair with one more `vpdpbusd`.
 //! The unpacked pair then serves up to eight activation rows held in registers, whose bytes
 //! and scales (5 bytes per weight column) stay in L1 for K = 896. Decoding (one row) runs
 //! at memory speed with this; prefill does far fewer instructions per product than AVX2.
