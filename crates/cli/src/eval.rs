@@ -62,6 +62,9 @@ pub struct RepoArgs {
     budget: usize,
     #[arg(long, default_value_t = 64)]
     max_tokens: usize,
+    /// Most of the budget that repository context may take (0 to 1).
+    #[arg(long, default_value_t = Budget::default().repo_share)]
+    repo_share: f32,
     /// How context is shown: comments (path comments in the prefix) or repo (the model's
     /// repository markup).
     #[arg(long, default_value = "repo")]
@@ -69,6 +72,9 @@ pub struct RepoArgs {
     /// Cut holes only from the files this adapter directory's tuning run held out.
     #[arg(long)]
     held_out: Option<PathBuf>,
+    /// With --verbose, each outcome also carries its rendered prompt.
+    #[arg(long)]
+    prompts: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -165,11 +171,13 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
             .unwrap_or_else(|| "repo".into()),
         budget: Budget {
             total: a.budget,
+            repo_share: a.repo_share.clamp(0.0, 1.0),
             ..Budget::default()
         },
         max_tokens: a.max_tokens,
         style: ContextStyle::from_name(&a.style)
             .with_context(|| format!("unknown style `{}` (comments, repo)", a.style))?,
+        keep_prompts: a.prompts,
     };
     let bar = crate::progress::bar((holes.len() * modes.len()) as u64, "completions");
     let verbose = a.common.verbose;

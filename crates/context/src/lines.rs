@@ -12,6 +12,14 @@ pub fn line_of(starts: &[usize], offset: usize) -> u32 {
     (starts.partition_point(|s| *s <= offset) - 1) as u32
 }
 
+/// Lines `first..=last` (0-based) of `text`, as one slice (shorter at the end of text).
+pub fn between(text: &str, first: u32, last: u32) -> &str {
+    let starts = starts(text);
+    let from = starts.get(first as usize).copied().unwrap_or(text.len());
+    let to = starts.get(last as usize + 1).copied().unwrap_or(text.len());
+    &text[from..to.max(from)]
+}
+
 /// Leading whitespace width (a tab counts 4).
 pub fn indent(line: &str) -> usize {
     line.chars()
@@ -32,5 +40,8 @@ mod tests {
         assert_eq!(line_of(&starts(t), 3), 1);
         assert_eq!(line_of(&starts(t), 8), 2);
         assert_eq!(indent("\t  x"), 6);
+        assert_eq!(between(t, 1, 1), "bb\n");
+        assert_eq!(between(t, 1, 9), "bb\nccc");
+        assert_eq!(between(t, 5, 9), "");
     }
 }

@@ -202,9 +202,23 @@ pub fn definitions(
         .flat_map(|i| i.files)
         .collect();
     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let near = |h: &DefHit| {
-        let same_dir = h.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("") == dir;
-        (!imported.contains(&h.path), !same_dir, h.path != path)
+    let same_dir = |h: &DefHit| h.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("") == dir;
+    let near = |h: &DefHit| (!imported.contains(&h.path), !same_dir(h), h.path != path);
+    // Where a directory is a namespace, its files see each other's names unimported.
+    let dir_is_namespace = matches!(
+        lang,
+        Lang::Go | Lang::Java | Lang::Kotlin | Lang::CSharp | Lang::Php
+    );
+    // A definition the document can mean: in the document itself, in a file it imports,
+    // in its namespace, or, for a member (`x.name`: a method called on an object is never
+    // imported by name), the only one of that name in the repository. Any other is another
+    // thing of the same name, and showing it misleads: `DEFAULT = 0` of a colour enum shown
+    // above `DEFAULT = Theme(…)` made the model copy names from the wrong file.
+    let reachable = |h: &DefHit, homonyms: usize, member: bool| {
+        h.path == path
+            || imported.contains(&h.path)
+            || (dir_is_namespace && same_dir(h))
+            || (member && homonyms == 1)
     };
     let mut out: Vec<Snippet> = Vec::new();
     let mut seen: HashSet<(String, u32)> = HashSet::new();
@@ -227,7 +241,11 @@ pub fn definitions(
                 None => by_name.push((h.def.name.clone(), vec![h])),
             }
         }
-        for (_, mut group) in by_name {
+        let region = lines::between(text, first, last);
+        for (name, mut group) in by_name {
+            let homonyms = group.len();
+            let member = used_as_member(region, &name);
+            group.retain(|h| reachable(h, homonyms, member));
             group.sort_by_key(|h| near(h));
             for h in group.into_iter().take(PER_NAME) {
                 if !seen.insert((h.path.clone(), h.def.start_line)) {
@@ -244,6 +262,18 @@ pub fn definitions(
     }
     out.truncate(LIST);
     out
+}
+
+/// Whether `name` follows `.`, `->` or `::` somewhere in `text` (a member, not a name in
+/// scope).
+fn used_as_member(text: &str, name: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    text.match_indices(name).any(|(i, _)| {
+        let before = &text[..i];
+        let after = text[i + name.len()..].chars().next();
+        after.is_none_or(|c| !is_word(c))
+            && (before.ends_with('.') || before.ends_with("->") || before.ends_with("::"))
+    })
 }
 
 /// A summary of each repository file the document imports: its top-level signatures.
@@ -288,6 +318,51 @@ const QUERY_LINES: usize = 12;
 /// Most lines shown of one similar window.
 const SIMILAR_LINES: u32 = 30;
 
+/// Least Jaccard similarity (over identifier sets) between the query lines and a window
+/// for the window to be shown. BM25 ranks any window that shares a rare word; below this
+/// the window is another file's unrelated code, which the small model copies from.
+pub const MIN_SIMILARITY: f32 = 0.3;
+
+/// The identifiers of the code lines of `text`, as a set. Comment and docstring lines are
+/// left out: their English words (`the`, `Returns`, `None`) made any two documented
+/// functions look alike.
+fn words(text: &str) -> HashSet<&str> {
+    let mut out = HashSet::new();
+    let mut in_doc: Option<&str> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(q) = in_doc {
+            if t.contains(q) {
+                in_doc = None;
+            }
+            continue;
+        }
+        if let Some(q) = ["\"\"\"", "'''"].into_iter().find(|q| t.starts_with(q)) {
+            // A docstring opening; it ends on this line when the quote comes back.
+            if !t[3..].contains(q) {
+                in_doc = Some(q);
+            }
+            continue;
+        }
+        if ["#", "//", "/*", "*"].iter().any(|m| t.starts_with(m)) {
+            continue;
+        }
+        out.extend(
+            t.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| w.len() > 1 && !w.starts_with(|c: char| c.is_ascii_digit())),
+        );
+    }
+    out
+}
+
+fn jaccard(a: &HashSet<&str>, b: &HashSet<&str>) -> f32 {
+    let union = a.union(b).count();
+    if union == 0 {
+        return 0.0;
+    }
+    a.intersection(b).count() as f32 / union as f32
+}
+
 /// Windows of other files most similar to the lines before the cursor line (not the line
 /// being typed, for the reason `definitions` gives).
 pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Snippet> {
@@ -298,14 +373,24 @@ pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Sn
         .map(|(i, _)| i + 1)
         .unwrap_or(0);
     let query = &prefix[start..];
+    let query_lines = query.lines().count().max(1) as u32;
+    let mut seen: HashSet<(String, u32)> = HashSet::new();
     index
         .similar(query, LIST, Some((path, 0, u32::MAX)))
         .into_iter()
         .filter(|h| h.path != path)
         .filter_map(|h| {
             let text = files.text(&h.path)?;
-            let last = h.end_line.min(h.start_line + SIMILAR_LINES - 1);
-            let lines: Vec<u32> = (h.start_line..=last).collect();
+            let all: Vec<&str> = text.split('\n').collect();
+            let (first, score) = best_window(&all, query, query_lines, h.start_line, h.end_line);
+            if score < MIN_SIMILARITY || !seen.insert((h.path.clone(), first)) {
+                return None;
+            }
+            // The matched lines and what follows them: the part the model can use.
+            let last = (first + query_lines + CONTINUATION - 1)
+                .min(first + SIMILAR_LINES - 1)
+                .min(all.len().saturating_sub(1) as u32);
+            let lines: Vec<u32> = (first..=last).collect();
             Some(Snippet {
                 kind: SourceKind::Similar,
                 text: show(&text, &lines),
@@ -315,4 +400,28 @@ pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Sn
             })
         })
         .collect()
+}
+
+/// Lines shown after the window that matched the query.
+const CONTINUATION: u32 = 8;
+
+/// The window of `n` lines inside `start..=end` most like `query` (Jaccard over identifier
+/// sets): its first line and its similarity.
+fn best_window(all: &[&str], query: &str, n: u32, start: u32, end: u32) -> (u32, f32) {
+    let q = words(query);
+    let end = end.min(all.len().saturating_sub(1) as u32);
+    let mut best = (start, 0.0f32);
+    let last_start = end.saturating_sub(n - 1).max(start);
+    for first in start..=last_start {
+        let last = (first + n - 1).min(end);
+        let mut w: HashSet<&str> = HashSet::new();
+        for l in &all[first as usize..=last as usize] {
+            w.extend(words(l));
+        }
+        let j = jaccard(&q, &w);
+        if j > best.1 {
+            best = (first, j);
+        }
+    }
+    best
 }

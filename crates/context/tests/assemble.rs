@@ -406,3 +406,101 @@ fn the_context_follows_the_cursor_to_the_next_line() {
         next_line.prompt.context
     );
 }
+
+#[test]
+fn a_homonym_in_a_file_not_imported_is_left_out() {
+    let (d, e, _idx, main, cursor) = setup();
+    let repo_dir = d.path().join("shop");
+    // Another `parse_row`, in a file main.py does not import: another thing of that name.
+    std::fs::write(
+        repo_dir.join("legacy.py"),
+        "def parse_row(record):\n    \"\"\"Old fixed-width records.\"\"\"\n    return record[:8]\n",
+    )
+    .unwrap();
+    let mut idx = Index::new(&repo_dir, WalkOptions::default()).unwrap();
+    idx.refresh();
+    let a = assemble(&e, &idx, &main, cursor, 700, ContextMode::Repo);
+    let paths: Vec<&str> = a.prompt.context.iter().map(|f| f.path.as_str()).collect();
+    assert!(paths.contains(&"util.py"), "{paths:?}");
+    assert!(!paths.contains(&"legacy.py"), "{:?}", a.prompt.context);
+    // Without the import, neither definition is sure: neither is shown.
+    let unimported = main.replacen("from util import parse_row\n", "\n", 1);
+    idx.update_text("main.py", Lang::Python, &unimported);
+    let cursor = unimported.find("parse_row(l)").unwrap() + "parse_row(".len();
+    let a = assemble(&e, &idx, &unimported, cursor, 700, ContextMode::Repo);
+    assert!(
+        !a.sources
+            .iter()
+            .any(|s| s.kind == "definition" && s.path != "main.py"),
+        "{:?}",
+        a.sources
+    );
+}
+
+#[test]
+fn similar_code_is_the_matching_lines_and_what_follows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let repo_dir = dir.path().join("shop");
+    std::fs::create_dir(&repo_dir).unwrap();
+    // orders.py has, deep in a long file, the loop the user is writing again elsewhere.
+    let mut orders = String::new();
+    for i in 0..40 {
+        orders.push_str(&format!("STATUS_{i} = 'status {i}'\n"));
+    }
+    let pattern = "\
+def total_by_customer(orders, currency):
+    totals = {}
+    for order in orders:
+        if order.currency != currency:
+            continue
+        customer = order.customer_id
+        totals[customer] = totals.get(customer, 0) + order.amount_cents
+";
+    orders.push_str(pattern);
+    orders.push_str("    return {c: cents / 100 for c, cents in totals.items()}\n");
+    std::fs::write(repo_dir.join("orders.py"), &orders).unwrap();
+    // A file that shares one rare word and nothing else.
+    std::fs::write(
+        repo_dir.join("noise.py"),
+        "def amount_cents_label():\n    return 'label'\n",
+    )
+    .unwrap();
+    let doc = pattern.replace("total_by_customer", "refunds_by_customer") + "    return ";
+    std::fs::write(repo_dir.join("refunds.py"), &doc).unwrap();
+    let mut idx = Index::new(&repo_dir, WalkOptions::default()).unwrap();
+    idx.refresh();
+    let a = Assembler {
+        tok: e.tokenizer(),
+        format: e.fim_format(),
+        repo_name: "shop".into(),
+        budget: Budget {
+            total: 900,
+            ..Budget::default()
+        },
+        style: ContextStyle::RepoMarkup,
+    };
+    let req = Request {
+        path: "refunds.py",
+        lang: Some(Lang::Python),
+        text: &doc,
+        cursor: doc.len(),
+        recent: &[],
+    };
+    let got = a.assemble(&req, Some(&idx), ContextMode::Repo).unwrap();
+    let similar: Vec<_> = got.sources.iter().filter(|s| s.kind == "similar").collect();
+    assert_eq!(similar.len(), 1, "{:?}", got.sources);
+    assert_eq!(similar[0].path, "orders.py");
+    let shown = &got
+        .prompt
+        .context
+        .iter()
+        .find(|f| f.path == "orders.py")
+        .unwrap()
+        .content;
+    // The matching lines, then the line that answers the hole; not the constants above.
+    assert!(shown.contains("for order in orders:"), "{shown}");
+    assert!(shown.contains("return {c: cents / 100"), "{shown}");
+    assert!(!shown.contains("STATUS_0 "), "{shown}");
+    assert!(!got.prompt.context.iter().any(|f| f.path == "noise.py"));
+}

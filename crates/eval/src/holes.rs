@@ -1,6 +1,11 @@
 //! Holes cut from a repository's own files, deterministic by seed: the text after a
 //! line's indentation (a line completion), the rest of a line after a `.` or `(` (an API
-//! call or its arguments), and the body of a short function (a block).
+//! call or its arguments), and the body of a short function after its doc (a block).
+//!
+//! Holes are cut in code only: a cursor inside a comment or a string (a docstring line, a
+//! message) asks for prose, which neither the model nor repository context can know, and
+//! such holes were a third of the line and mid-line holes in rich. Before session 11 they
+//! were cut there too, so older figures are not comparable.
 
 use moat_index::{DefKind, Index, Lang};
 use serde::Serialize;
@@ -70,6 +75,52 @@ impl Rng {
 
 const MAX_FILE: usize = 200_000;
 
+/// Node kinds a hole may not start or end inside: prose, not code.
+fn is_prose(kind: &str) -> bool {
+    kind.contains("comment") || kind.contains("string") || kind.contains("heredoc")
+}
+
+/// The parsed file, asked whether a byte is inside a comment or a string.
+pub struct Syntax {
+    tree: Option<tree_sitter::Tree>,
+}
+
+impl Syntax {
+    pub fn parse(lang: Lang, text: &str) -> Self {
+        let mut p = tree_sitter::Parser::new();
+        let tree = p
+            .set_language(&lang.grammar())
+            .ok()
+            .and_then(|_| p.parse(text, None));
+        Self { tree }
+    }
+
+    /// Whether `byte` lies inside a comment or string (a file that did not parse: never).
+    pub fn in_prose(&self, byte: usize) -> bool {
+        let Some(tree) = &self.tree else {
+            return false;
+        };
+        let mut node = tree.root_node().descendant_for_byte_range(byte, byte);
+        while let Some(n) = node {
+            // A string's own delimiters are code: `f(` then `"x")` is an argument.
+            if is_prose(n.kind()) && n.start_byte() < byte && byte < n.end_byte() {
+                return true;
+            }
+            node = n.parent();
+        }
+        false
+    }
+
+    /// Whether the line holding `byte` is a comment or inside a string from its first
+    /// non-blank character (a docstring line).
+    fn line_is_prose(&self, text: &str, byte: usize) -> bool {
+        let s = text[..byte].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[s..];
+        let first = s + (line.len() - line.trim_start().len());
+        self.in_prose(first + 1)
+    }
+}
+
 fn is_comment(t: &str) -> bool {
     ["#", "//", "/*", "*", "\"\"\"", "'''"]
         .iter()
@@ -88,7 +139,7 @@ fn line_spans(text: &str) -> Vec<(usize, usize)> {
     v
 }
 
-fn line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
+fn line_hole(text: &str, syntax: &Syntax, rng: &mut Rng) -> Option<(usize, usize)> {
     let spans = line_spans(text);
     let (s, e) = spans[rng.below(spans.len())];
     let line = &text[s..e];
@@ -97,10 +148,14 @@ fn line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
         return None;
     }
     let cursor = s + (line.len() - line.trim_start().len());
-    Some((cursor, s + line.trim_end().len()))
+    let end = s + line.trim_end().len();
+    if syntax.in_prose(cursor) || syntax.in_prose(end) {
+        return None;
+    }
+    Some((cursor, end))
 }
 
-fn mid_line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
+fn mid_line_hole(text: &str, syntax: &Syntax, rng: &mut Rng) -> Option<(usize, usize)> {
     let spans = line_spans(text);
     let (s, e) = spans[rng.below(spans.len())];
     let line = &text[s..e];
@@ -118,6 +173,7 @@ fn mid_line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
         })
         .map(|(i, c)| s + i + c.len_utf8())
         .filter(|&c| (3..=100).contains(&(end - c)))
+        .filter(|&c| !syntax.in_prose(c - 1) && !syntax.in_prose(c))
         .collect();
     if spots.is_empty() {
         return None;
@@ -125,7 +181,13 @@ fn mid_line_hole(text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
     Some((spots[rng.below(spots.len())], end))
 }
 
-fn block_hole(index: &Index, path: &str, text: &str, rng: &mut Rng) -> Option<(usize, usize)> {
+fn block_hole(
+    index: &Index,
+    path: &str,
+    text: &str,
+    syntax: &Syntax,
+    rng: &mut Rng,
+) -> Option<(usize, usize)> {
     let syms = index.file(path)?;
     let fns: Vec<_> = syms
         .definitions
@@ -138,7 +200,14 @@ fn block_hole(index: &Index, path: &str, text: &str, rng: &mut Rng) -> Option<(u
     let d = fns[rng.below(fns.len())];
     let spans = line_spans(text);
     let sig_lines = d.signature.lines().count().max(1) as u32;
-    let first = d.start_line + sig_lines;
+    let mut first = d.start_line + sig_lines;
+    // The doc is the user's; the hole is the code after it.
+    while spans.get(first as usize).is_some_and(|(s, e)| {
+        let t = text[*s..*e].trim();
+        t.is_empty() || syntax.line_is_prose(text, *s)
+    }) {
+        first += 1;
+    }
     let mut last = d.end_line;
     if spans
         .get(last as usize)
@@ -168,6 +237,7 @@ pub fn sample(index: &Index, n: usize, seed: u64) -> Vec<Hole> {
 pub fn sample_from(index: &Index, paths: &[String], n: usize, seed: u64) -> Vec<Hole> {
     let mut rng = Rng::new(seed);
     let mut out: Vec<Hole> = Vec::new();
+    let mut parsed: Option<(String, Syntax)> = None;
     let mut attempts = 0;
     while out.len() < n && attempts < n * 200 && !paths.is_empty() {
         attempts += 1;
@@ -186,10 +256,14 @@ pub fn sample_from(index: &Index, paths: &[String], n: usize, seed: u64) -> Vec<
         if text.len() > MAX_FILE || text.contains('\r') {
             continue;
         }
+        if parsed.as_ref().is_none_or(|(p, _)| p != path) {
+            parsed = Some((path.clone(), Syntax::parse(lang, &text)));
+        }
+        let syntax = &parsed.as_ref().expect("just parsed").1;
         let span = match kind {
-            HoleKind::Line => line_hole(&text, &mut rng),
-            HoleKind::MidLine => mid_line_hole(&text, &mut rng),
-            HoleKind::Block => block_hole(index, path, &text, &mut rng),
+            HoleKind::Line => line_hole(&text, syntax, &mut rng),
+            HoleKind::MidLine => mid_line_hole(&text, syntax, &mut rng),
+            HoleKind::Block => block_hole(index, path, &text, syntax, &mut rng),
         };
         let Some((cursor, end)) = span else { continue };
         if out.iter().any(|h| h.path == *path && h.cursor == cursor) {
@@ -216,10 +290,14 @@ mod tests {
         // Multi-byte characters before `.` and `(` (a panic once: a byte index inside `┃`).
         let text = "x = ('┃   ', '┗━━ ').join(parts)\nvalue = compute(total, 3)\n";
         let mut rng = Rng::new(3);
+        let syntax = Syntax::parse(Lang::Python, text);
         for _ in 0..200 {
-            for (cursor, end) in [mid_line_hole(text, &mut rng), line_hole(text, &mut rng)]
-                .into_iter()
-                .flatten()
+            for (cursor, end) in [
+                mid_line_hole(text, &syntax, &mut rng),
+                line_hole(text, &syntax, &mut rng),
+            ]
+            .into_iter()
+            .flatten()
             {
                 assert!(text.is_char_boundary(cursor) && text.is_char_boundary(end));
                 assert!(cursor < end && !text[cursor..end].contains('\n'));
@@ -236,6 +314,53 @@ mod tests {
         assert_eq!(&text[57..66], "total, 3)");
         assert_eq!(hole.document(), text.replace("total, 3)", ""));
         assert_eq!(hole.line_start(), text.find("value").unwrap());
+    }
+
+    #[test]
+    fn holes_are_cut_in_code_not_in_comments_or_strings() {
+        let text = concat!(
+            "def area(shape):\n",
+            "    \"\"\"Area of shape.width (in units).\n",
+            "\n",
+            "    Calls helper.compute(shape) first.\n",
+            "    \"\"\"\n",
+            "    # then math.floor(value) is taken\n",
+            "    total = helper.compute(shape.width, shape.height)\n",
+            "    log(\"area of (shape.name) is\", total)\n",
+            "    return math.floor(total)\n",
+        );
+        let syntax = Syntax::parse(Lang::Python, text);
+        let code: Vec<usize> = ["def ", "total = ", "log(", "return "]
+            .iter()
+            .map(|m| text.find(m).unwrap())
+            .collect();
+        let mut rng = Rng::new(5);
+        let mut cut = Vec::new();
+        for _ in 0..2000 {
+            cut.extend(mid_line_hole(text, &syntax, &mut rng));
+            cut.extend(line_hole(text, &syntax, &mut rng));
+        }
+        assert!(!cut.is_empty());
+        for (cursor, _) in &cut {
+            let line_start = text[..*cursor].rfind('\n').map_or(0, |i| i + 1);
+            let line = text[line_start..].lines().next().unwrap();
+            assert!(
+                code.iter()
+                    .any(|c| (line_start..line_start + line.len()).contains(c)),
+                "hole in prose: {line:?} at {cursor}"
+            );
+            // Inside `log("area of (shape.name) is", …)` only the call's own `(` counts.
+            assert!(!syntax.in_prose(*cursor), "{line:?}");
+        }
+        // Every kind of code line was offered.
+        for c in &code {
+            let end = c + text[*c..].find('\n').unwrap();
+            assert!(cut.iter().any(|(k, _)| (*c..end).contains(k)));
+        }
+        let doc_line = text.find("    Calls").unwrap();
+        assert!(syntax.line_is_prose(text, doc_line));
+        assert!(syntax.line_is_prose(text, text.find("    # then").unwrap()));
+        assert!(!syntax.line_is_prose(text, code[1]));
     }
 
     #[test]

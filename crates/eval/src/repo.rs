@@ -24,6 +24,9 @@ pub struct Outcome {
     pub identifier_exact: bool,
     pub prompt_tokens: usize,
     pub ms: f64,
+    /// The rendered prompt, when `Settings::keep_prompts` asks for it (for diagnosis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -42,6 +45,8 @@ pub struct Settings {
     pub budget: Budget,
     pub style: ContextStyle,
     pub max_tokens: usize,
+    /// Keep each outcome's rendered prompt.
+    pub keep_prompts: bool,
 }
 
 /// Completes one hole in one mode. The index must already have the hole's file hidden.
@@ -70,6 +75,13 @@ fn complete(
         };
         a.assemble(&req, Some(index), mode)?
     };
+    let prompt = if s.keep_prompts {
+        let tok = engine.tokenizer();
+        let ids = moat_engine::fim::render(tok, engine.fim_format(), &assembled.prompt)?;
+        Some(tok.decode(&ids)?)
+    } else {
+        None
+    };
     let mut c = Completer {
         engine,
         max_tokens: s.max_tokens,
@@ -89,6 +101,7 @@ fn complete(
         got: done.text,
         prompt_tokens: assembled.tokens,
         ms: done.timings.prefill_ms + done.timings.decode_ms,
+        prompt,
     })
 }
 
