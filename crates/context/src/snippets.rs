@@ -374,6 +374,7 @@ pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Sn
         .unwrap_or(0);
     let query = &prefix[start..];
     let query_lines = query.lines().count().max(1) as u32;
+    let query_words = words(query);
     let mut seen: HashSet<(String, u32)> = HashSet::new();
     index
         .similar(query, LIST, Some((path, 0, u32::MAX)))
@@ -382,7 +383,8 @@ pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Sn
         .filter_map(|h| {
             let text = files.text(&h.path)?;
             let all: Vec<&str> = text.split('\n').collect();
-            let (first, score) = best_window(&all, query, query_lines, h.start_line, h.end_line);
+            let (first, score) =
+                best_window(&all, &query_words, query_lines, h.start_line, h.end_line);
             if score < MIN_SIMILARITY || !seen.insert((h.path.clone(), first)) {
                 return None;
             }
@@ -405,20 +407,29 @@ pub fn similar(files: &Files, index: &Index, path: &str, prefix: &str) -> Vec<Sn
 /// Lines shown after the window that matched the query.
 const CONTINUATION: u32 = 8;
 
-/// The window of `n` lines inside `start..=end` most like `query` (Jaccard over identifier
-/// sets): its first line and its similarity.
-fn best_window(all: &[&str], query: &str, n: u32, start: u32, end: u32) -> (u32, f32) {
-    let q = words(query);
+/// The window of `n` lines inside `start..=end` most like the query's words (Jaccard over
+/// identifier sets): its first line and its similarity.
+fn best_window(all: &[&str], q: &HashSet<&str>, n: u32, start: u32, end: u32) -> (u32, f32) {
     let end = end.min(all.len().saturating_sub(1) as u32);
+    if start > end {
+        return (start, 0.0);
+    }
+    // Each line's words once; a window is the union of its lines'. Read line by line, the
+    // middle lines of a docstring count as code here (the query is read whole). A chunk
+    // past the end of a file changed since it was indexed has no window (`start > end`).
+    let per_line: Vec<HashSet<&str>> = all[start as usize..=end as usize]
+        .iter()
+        .map(|l| words(l))
+        .collect();
     let mut best = (start, 0.0f32);
     let last_start = end.saturating_sub(n - 1).max(start);
     for first in start..=last_start {
         let last = (first + n - 1).min(end);
         let mut w: HashSet<&str> = HashSet::new();
-        for l in &all[first as usize..=last as usize] {
-            w.extend(words(l));
+        for line in &per_line[(first - start) as usize..=(last - start) as usize] {
+            w.extend(line.iter().copied());
         }
-        let j = jaccard(&q, &w);
+        let j = jaccard(q, &w);
         if j > best.1 {
             best = (first, j);
         }
