@@ -141,7 +141,7 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let path = match &shape {
         Some((name, dtype)) => synthetic(scratch.path(), name, dtype)?,
-        None => crate::model::resolve(model.as_deref())?,
+        None => crate::model::resolve(model.as_deref(), device.is_gpu())?,
     };
     let t = Instant::now();
     let mut engine = Engine::load(

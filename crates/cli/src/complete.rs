@@ -118,7 +118,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         None
     };
-    let model = crate::model::resolve(args.model.as_deref())?;
+    let model = crate::model::resolve(args.model.as_deref(), device.is_gpu())?;
     let mut engine = Engine::load(
         &model,
         &EngineOptions {

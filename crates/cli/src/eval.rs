@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use moat_context::{Budget, ContextMode, ContextStyle};
-use moat_engine::{Engine, EngineOptions};
+use moat_engine::{DeviceChoice, Engine, EngineOptions};
 use moat_eval::holes::{self};
 use moat_eval::{humaneval, repo, Completer};
 use serde_json::json;
@@ -35,9 +35,13 @@ pub struct HumanEvalArgs {
 /// What every eval takes.
 #[derive(Args)]
 pub struct Common {
-    /// A built-in model name or a path to a GGUF file.
+    /// A built-in model name or a path to a GGUF file (default: the default model for the
+    /// device).
     #[arg(long)]
     model: Option<String>,
+    /// cpu, cuda[:N] or auto (a GPU when this build and the machine have one).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Print the scores as JSON.
     #[arg(long)]
     json: bool,
@@ -57,6 +61,11 @@ pub struct RepoArgs {
     /// none, file, repo (comma-separated), or all.
     #[arg(long, default_value = "all")]
     context: String,
+    /// Hole kinds, comma-separated, taken in turn: line, mid_line, block, cross_file (the
+    /// rest of a line from the first use of a name another file defines, as CrossCodeEval
+    /// selects holes). Default: 40% line, 30% mid-line, 30% block.
+    #[arg(long)]
+    kinds: Option<String>,
     /// Prompt budget in tokens.
     #[arg(long, default_value_t = Budget::default().total)]
     budget: usize,
@@ -79,10 +88,17 @@ pub struct RepoArgs {
     common: Common,
 }
 
-fn load_engine(model: Option<&str>) -> Result<Engine> {
-    let path = crate::model::resolve(model)?;
-    Engine::load(&path, &EngineOptions::default())
-        .with_context(|| format!("loading {}", path.display()))
+fn load_engine(c: &Common) -> Result<Engine> {
+    let device: DeviceChoice = c.device.parse()?;
+    let path = crate::model::resolve(c.model.as_deref(), device.is_gpu())?;
+    Engine::load(
+        &path,
+        &EngineOptions {
+            device,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("loading {}", path.display()))
 }
 
 pub fn run(cmd: EvalCommand) -> Result<()> {
@@ -100,7 +116,7 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
     }
     let rows = humaneval::load(&a.data)?;
     let rows = humaneval::sample(rows, &a.lang, a.limit);
-    let mut engine = load_engine(a.common.model.as_deref())?;
+    let mut engine = load_engine(&a.common)?;
     let bar = crate::progress::bar(rows.len() as u64, "rows");
     let mut outcomes = Vec::new();
     let mut c = Completer {
@@ -153,17 +169,26 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
     if stats.files == 0 {
         bail!("{}: no source files to cut holes from", root.display());
     }
-    let holes = match &a.held_out {
-        Some(dir) => {
-            let m = moat_tune::manifest::Manifest::read(dir)?;
-            holes::sample_from(&index, &m.held_out_files, a.holes, a.seed)
-        }
-        None => holes::sample(&index, a.holes, a.seed),
+    let kinds = match &a.kinds {
+        None => holes::MIX.to_vec(),
+        Some(s) => s
+            .split(',')
+            .map(|k| {
+                holes::HoleKind::from_name(k.trim()).with_context(|| {
+                    format!("unknown hole kind {k:?} (line, mid_line, block, cross_file)")
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
     };
+    let paths: Vec<String> = match &a.held_out {
+        Some(dir) => moat_tune::manifest::Manifest::read(dir)?.held_out_files,
+        None => index.paths().map(String::from).collect(),
+    };
+    let holes = holes::sample_from(&index, &paths, a.holes, a.seed, &kinds);
     if holes.is_empty() {
         bail!("no place for a hole in the chosen files");
     }
-    let mut engine = load_engine(a.common.model.as_deref())?;
+    let mut engine = load_engine(&a.common)?;
     let settings = repo::Settings {
         repo_name: root
             .file_name()

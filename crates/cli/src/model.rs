@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum ModelCommand {
     /// Built-in models and whether they are in the cache.
     List,
-    /// Download, verify and prepare a model (default: the default model).
+    /// Download, verify and prepare a model (default: the default model on a CPU).
     Fetch { name: Option<String> },
     /// Re-check the checksums of a fetched model.
     Verify { name: Option<String> },
@@ -16,10 +16,11 @@ pub enum ModelCommand {
     Path { name: Option<String> },
 }
 
-fn manifest(name: Option<&str>) -> Result<Manifest> {
+/// A named built-in model, or the default for where it runs.
+fn manifest(name: Option<&str>, gpu: bool) -> Result<Manifest> {
     Ok(match name {
         Some(n) => moat_models::find(n)?,
-        None => moat_models::default_model(),
+        None => moat_models::default_model_for(gpu),
     })
 }
 
@@ -49,8 +50,8 @@ fn adapter_model(spec: &str) -> Option<std::result::Result<PathBuf, String>> {
 }
 
 /// A model given as a name (fetched and prepared on first use), as a path to any GGUF, or
-/// as `adapter:NAME`.
-pub fn resolve(model: Option<&str>) -> Result<PathBuf> {
+/// as `adapter:NAME`; none: the default model for a GPU (`gpu`) or a CPU.
+pub fn resolve(model: Option<&str>, gpu: bool) -> Result<PathBuf> {
     if let Some(r) = model.and_then(adapter_model) {
         return r.map_err(anyhow::Error::msg);
     }
@@ -63,7 +64,7 @@ pub fn resolve(model: Option<&str>) -> Result<PathBuf> {
             bail!("model file {m} does not exist");
         }
     }
-    let m = manifest(model)?;
+    let m = manifest(model, gpu)?;
     let store = Store::from_env();
     if let ModelState::Ready(_) = store.state(&m) {
         return Ok(store.prepared_path(&m));
@@ -89,10 +90,10 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                     ModelState::Raw => "raw",
                     ModelState::Ready(_) => "ready",
                 };
-                let name = if m.default {
-                    format!("{} *", m.name)
-                } else {
-                    m.name.clone()
+                let name = match (m.default, m.default_gpu) {
+                    (true, _) => format!("{} *", m.name),
+                    (_, true) => format!("{} +", m.name),
+                    _ => m.name.clone(),
                 };
                 println!(
                     "{:<32} {:>7}MB {:<10} {}",
@@ -102,7 +103,10 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                     m.description
                 );
             }
-            println!("(* default; cache: {})", store.root().display());
+            println!(
+                "(* default on a CPU, + default on a GPU; cache: {})",
+                store.root().display()
+            );
             let adapters = crate::tune::list_adapters();
             if !adapters.is_empty() {
                 println!("\nadapters (`moat tune`; serve one merged with --model adapter:NAME, or unmerged with the `adapter` setting or --adapter NAME):");
@@ -112,12 +116,12 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             }
         }
         ModelCommand::Fetch { name } => {
-            let m = manifest(name.as_deref())?;
+            let m = manifest(name.as_deref(), false)?;
             let path = store.fetch(&m, &Bars::new())?;
             println!("{}", path.display());
         }
         ModelCommand::Verify { name } => {
-            let m = manifest(name.as_deref())?;
+            let m = manifest(name.as_deref(), false)?;
             let r = store.verify(&m, &Bars::new())?;
             let word = |x: Option<bool>| match x {
                 Some(true) => "ok",
@@ -143,7 +147,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             }
         }
         ModelCommand::Path { name } => {
-            let m = manifest(name.as_deref())?;
+            let m = manifest(name.as_deref(), false)?;
             println!("{}", store.ready_path(&m)?.display());
         }
     }
@@ -152,7 +156,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
 
 /// The model file for the language server: a path, or a built-in model already fetched.
 /// Never downloads (the server opens no connection); says how to fetch instead.
-pub fn locate_offline(model: Option<&str>) -> std::result::Result<PathBuf, String> {
+pub fn locate_offline(model: Option<&str>, gpu: bool) -> std::result::Result<PathBuf, String> {
     if let Some(r) = model.and_then(adapter_model) {
         return r;
     }
@@ -165,7 +169,7 @@ pub fn locate_offline(model: Option<&str>) -> std::result::Result<PathBuf, Strin
             return Err(format!("model file {m} does not exist"));
         }
     }
-    let m = manifest(model).map_err(|e| format!("{e:#}"))?;
+    let m = manifest(model, gpu).map_err(|e| format!("{e:#}"))?;
     let store = Store::from_env();
     match store.state(&m) {
         ModelState::Ready(_) => Ok(store.prepared_path(&m)),

@@ -186,7 +186,8 @@ fn tune(a: RunArgs) -> Result<()> {
         Some(m @ (ContextMode::File | ContextMode::Repo)) => m,
         _ => bail!("--context takes file or repo, not {}", a.context),
     };
-    let base = crate::model::resolve(a.model.as_deref())?;
+    let choice: moat_engine::DeviceChoice = a.device.parse()?;
+    let base = crate::model::resolve(a.model.as_deref(), choice.is_gpu())?;
     let targets = a
         .targets
         .iter()
@@ -233,7 +234,6 @@ fn tune(a: RunArgs) -> Result<()> {
         },
         max_held_out_samples: a.held_out_samples,
     };
-    let choice: moat_engine::DeviceChoice = a.device.parse()?;
     let device = choice.open()?;
     eprintln!("moat tune: base {} on {}", base.display(), choice.name());
     let model = TrainModel::load(&base, &device, &LoadOptions::default())
@@ -303,7 +303,13 @@ fn tune(a: RunArgs) -> Result<()> {
         let merged = out.join("merged.gguf");
         merge(&base, &lora, &name, &merged)?;
         let (mut index, _) = crate::index::open(&root)?;
-        let holes = holes::sample_from(&index, &manifest.held_out_files, a.quality_holes, a.seed);
+        let holes = holes::sample_from(
+            &index,
+            &manifest.held_out_files,
+            a.quality_holes,
+            a.seed,
+            &holes::MIX,
+        );
         if holes.is_empty() {
             bail!("no place for a hole in the held-out files");
         }
@@ -400,7 +406,7 @@ fn print_summary(m: &Manifest, out: &Path) {
 
 fn merge_cmd(a: MergeArgs) -> Result<()> {
     let dir = adapter_dir(&a.adapter);
-    let base = crate::model::resolve(a.model.as_deref())?;
+    let base = crate::model::resolve(a.model.as_deref(), false)?;
     let manifest = Manifest::read(&dir)?;
     if !manifest.results.as_ref().is_some_and(|r| r.better) && !a.force {
         bail!(

@@ -47,6 +47,11 @@ impl DeviceChoice {
         }
     }
 
+    /// Whether the model runs on a GPU (the default model is a bigger one there).
+    pub fn is_gpu(self) -> bool {
+        !matches!(self, Self::Cpu)
+    }
+
     pub fn open(self) -> Result<Device> {
         match self {
             Self::Cpu => Ok(Device::Cpu),

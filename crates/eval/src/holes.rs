@@ -1,6 +1,9 @@
 //! Holes cut from a repository's own files, deterministic by seed: the text after a
 //! line's indentation (a line completion), the rest of a line after a `.` or `(` (an API
 //! call or its arguments), and the body of a short function after its doc (a block).
+//! A fourth kind, asked for by name, is the one CrossCodeEval selects: the rest of a line
+//! from the first use of a name that another file of the repository defines (a cross-file
+//! hole), where random holes mostly ask for local code that no context can add to.
 //!
 //! Holes are cut in code only: a cursor inside a comment or a string (a docstring line, a
 //! message) asks for prose, which neither the model nor repository context can know, and
@@ -9,6 +12,7 @@
 
 use moat_index::{DefKind, Index, Lang};
 use serde::Serialize;
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -16,6 +20,7 @@ pub enum HoleKind {
     Line,
     MidLine,
     Block,
+    CrossFile,
 }
 
 impl HoleKind {
@@ -24,7 +29,14 @@ impl HoleKind {
             Self::Line => "line",
             Self::MidLine => "mid_line",
             Self::Block => "block",
+            Self::CrossFile => "cross_file",
         }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Self::Line, Self::MidLine, Self::Block, Self::CrossFile]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -104,6 +116,32 @@ impl Syntax {
         while let Some(n) = node {
             // A string's own delimiters are code: `f(` then `"x")` is an argument.
             if is_prose(n.kind()) && n.start_byte() < byte && byte < n.end_byte() {
+                return true;
+            }
+            node = n.parent();
+        }
+        false
+    }
+
+    /// Whether `byte` lies inside an import (`import`, `use`, `#include`, `using`, a package
+    /// clause): a name there is declared, not used.
+    fn in_import(&self, byte: usize) -> bool {
+        let Some(tree) = &self.tree else {
+            return false;
+        };
+        let mut node = tree.root_node().descendant_for_byte_range(byte, byte);
+        while let Some(n) = node {
+            let k = n.kind();
+            if [
+                "import",
+                "use_declaration",
+                "using_directive",
+                "include",
+                "package",
+            ]
+            .iter()
+            .any(|m| k.contains(m))
+            {
                 return true;
             }
             node = n.parent();
@@ -227,25 +265,129 @@ fn block_hole(
     Some((s, s + body.trim_end().len()))
 }
 
-/// `n` holes from the indexed files of `index`, 40% line, 30% mid-line, 30% block.
-pub fn sample(index: &Index, n: usize, seed: u64) -> Vec<Hole> {
-    let paths: Vec<String> = index.paths().map(String::from).collect();
-    sample_from(index, &paths, n, seed)
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$'
 }
 
-/// `n` holes from `paths` only (e.g. the files a tuning run held out).
-pub fn sample_from(index: &Index, paths: &[String], n: usize, seed: u64) -> Vec<Hole> {
+/// Byte offsets of `name` as a whole word in `text[s..e]`.
+fn word_at<'a>(
+    text: &'a str,
+    s: usize,
+    e: usize,
+    name: &'a str,
+) -> impl Iterator<Item = usize> + 'a {
+    text[s..e]
+        .match_indices(name)
+        .map(move |(i, _)| s + i)
+        .filter(move |&i| {
+            !text[..i].chars().next_back().is_some_and(is_word)
+                && !text[i + name.len()..].chars().next().is_some_and(is_word)
+        })
+}
+
+/// Most definitions a cross-file name may have: more, and it is a common word (`get`,
+/// `run`) whose use says nothing of the repository.
+const CROSS_FILE_MAX_DEFS: usize = 3;
+
+/// The rest of a line from the first use of a name this file does not define but another
+/// file does, as CrossCodeEval cuts them: a name the file imports, or a member `x.name`.
+/// Names in imports are declarations, not uses; locals that happen to share a name with a
+/// definition elsewhere are left out by asking for the import or the member's dot.
+fn cross_file_hole(
+    index: &Index,
+    path: &str,
+    text: &str,
+    syntax: &Syntax,
+    rng: &mut Rng,
+) -> Option<(usize, usize)> {
+    let tree = syntax.tree.as_ref()?;
+    let syms = index.file(path)?;
+    let own: HashSet<&str> = syms.definitions.iter().map(|d| d.name.as_str()).collect();
+    let uses = moat_index::extract::uses_of_tree(syms.lang, text, tree);
+    let spans = line_spans(text);
+    let mut imported: HashSet<u32> = HashSet::new();
+    let mut used: HashSet<u32> = HashSet::new();
+    let mut spots = Vec::new();
+    for &(line, id) in &uses.uses {
+        let name = uses.identifiers[id as usize].as_str();
+        let Some(&(s, e)) = spans.get(line as usize) else {
+            continue;
+        };
+        let mut first_use = None;
+        for at in word_at(text, s, e, name) {
+            if syntax.in_prose(at) {
+                continue;
+            }
+            if syntax.in_import(at) {
+                imported.insert(id);
+            } else if first_use.is_none() {
+                first_use = Some(at);
+            }
+        }
+        let Some(at) = first_use else { continue };
+        if !used.insert(id) || name.len() < 3 || own.contains(name) {
+            continue;
+        }
+        let member = text[..at].ends_with('.') || text[..at].ends_with("->");
+        if !member && !imported.contains(&id) {
+            continue;
+        }
+        let end = s + text[s..e].trim_end().len();
+        if !(3..=120).contains(&(end - at)) {
+            continue;
+        }
+        let defs = index.definitions(name);
+        if defs.is_empty()
+            || defs.len() > CROSS_FILE_MAX_DEFS
+            || defs.iter().any(|h| h.path == path)
+        {
+            continue;
+        }
+        spots.push((at, end));
+    }
+    if spots.is_empty() {
+        return None;
+    }
+    Some(spots[rng.below(spots.len())])
+}
+
+/// The usual mix: 40% line, 30% mid-line, 30% block holes.
+pub const MIX: [HoleKind; 10] = [
+    HoleKind::Line,
+    HoleKind::Line,
+    HoleKind::Line,
+    HoleKind::Line,
+    HoleKind::MidLine,
+    HoleKind::MidLine,
+    HoleKind::MidLine,
+    HoleKind::Block,
+    HoleKind::Block,
+    HoleKind::Block,
+];
+
+/// `n` holes from the indexed files of `index`, in the usual mix.
+pub fn sample(index: &Index, n: usize, seed: u64) -> Vec<Hole> {
+    let paths: Vec<String> = index.paths().map(String::from).collect();
+    sample_from(index, &paths, n, seed, &MIX)
+}
+
+/// `n` holes from `paths` only (e.g. the files a tuning run held out), their kinds taken
+/// from `kinds` in turn.
+pub fn sample_from(
+    index: &Index,
+    paths: &[String],
+    n: usize,
+    seed: u64,
+    kinds: &[HoleKind],
+) -> Vec<Hole> {
+    let kinds = if kinds.is_empty() { &MIX[..] } else { kinds };
     let mut rng = Rng::new(seed);
     let mut out: Vec<Hole> = Vec::new();
     let mut parsed: Option<(String, Syntax)> = None;
     let mut attempts = 0;
     while out.len() < n && attempts < n * 200 && !paths.is_empty() {
         attempts += 1;
-        let kind = match out.len() % 10 {
-            0..=3 => HoleKind::Line,
-            4..=6 => HoleKind::MidLine,
-            _ => HoleKind::Block,
-        };
+        let kind = kinds[out.len() % kinds.len()];
         let path = &paths[rng.below(paths.len())];
         let Some(lang) = index.file(path).map(|f| f.lang) else {
             continue;
@@ -264,6 +406,7 @@ pub fn sample_from(index: &Index, paths: &[String], n: usize, seed: u64) -> Vec<
             HoleKind::Line => line_hole(&text, syntax, &mut rng),
             HoleKind::MidLine => mid_line_hole(&text, syntax, &mut rng),
             HoleKind::Block => block_hole(index, path, &text, syntax, &mut rng),
+            HoleKind::CrossFile => cross_file_hole(index, path, &text, syntax, &mut rng),
         };
         let Some((cursor, end)) = span else { continue };
         if out.iter().any(|h| h.path == *path && h.cursor == cursor) {
@@ -361,6 +504,49 @@ mod tests {
         assert!(syntax.line_is_prose(text, doc_line));
         assert!(syntax.line_is_prose(text, text.find("    # then").unwrap()));
         assert!(!syntax.line_is_prose(text, code[1]));
+    }
+
+    #[test]
+    fn cross_file_holes_start_at_the_first_use_of_a_name_another_file_defines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("shapes.py"),
+            "class Canvas:\n    def paint_area(self, w):\n        return w\n\n\ndef make_canvas(size):\n    return Canvas()\n",
+        )
+        .unwrap();
+        let main = concat!(
+            "from shapes import make_canvas\n",
+            "\n",
+            "def run(width):\n",
+            "    # make_canvas(width) is called once\n",
+            "    width = width + 1\n",
+            "    canvas = make_canvas(width)\n",
+            "    canvas.paint_area(width)\n",
+            "    other = make_canvas(2)\n",
+            "    return run_local(canvas)\n",
+            "\n",
+            "def run_local(c):\n",
+            "    return c\n",
+        );
+        std::fs::write(dir.path().join("main.py"), main).unwrap();
+        let mut index = Index::new(dir.path(), moat_index::WalkOptions::default()).unwrap();
+        index.refresh();
+        let syntax = Syntax::parse(Lang::Python, main);
+        let mut rng = Rng::new(1);
+        let mut cut: Vec<&str> = (0..200)
+            .filter_map(|_| cross_file_hole(&index, "main.py", main, &syntax, &mut rng))
+            .map(|(c, e)| &main[c..e])
+            .collect();
+        cut.sort();
+        cut.dedup();
+        // The imported function at its first call (not in the import, the comment, or its
+        // second call) and the method another file defines; not `width` (a local), not
+        // `run_local` (defined here).
+        assert_eq!(cut, ["make_canvas(width)", "paint_area(width)"]);
+        let holes = sample_from(&index, &["main.py".into()], 5, 1, &[HoleKind::CrossFile]);
+        assert_eq!(holes.len(), 2, "only two places qualify");
+        assert!(holes.iter().all(|h| h.kind == HoleKind::CrossFile));
+        assert_eq!(HoleKind::from_name("cross_file"), Some(HoleKind::CrossFile));
     }
 
     #[test]

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 
 /// Finds the model file for a setting (a name or a path). The binary supplies it; it must
 /// not download anything (the server opens no connection).
-pub type ModelLocator = dyn Fn(Option<&str>) -> std::result::Result<PathBuf, String> + Send + Sync;
+/// Finds the model file for the `model` setting (none: the default for a GPU when the flag
+/// says the model will run on one, else for a CPU).
+pub type ModelLocator =
+    dyn Fn(Option<&str>, bool) -> std::result::Result<PathBuf, String> + Send + Sync;
 
 pub struct ServerOptions {
     pub locate_model: Box<ModelLocator>,
@@ -380,7 +383,7 @@ impl Backend {
                 return self.start_indexing();
             }
         };
-        let model = (self.opts.locate_model)(settings.model.as_deref());
+        let model = (self.opts.locate_model)(settings.model.as_deref(), device.is_gpu());
         let worker = Worker::start(
             model,
             EngineOptions {

@@ -12,6 +12,6 @@ mod store;
 
 pub use error::{ModelError, Result};
 pub use fetch::sha256_file;
-pub use manifest::{builtin, default_model, find, Manifest};
+pub use manifest::{builtin, default_model, default_model_for, find, Manifest};
 pub use progress::{NoProgress, Progress};
 pub use store::{ModelState, PreparedRecord, Store, VerifyReport};

@@ -11,8 +11,12 @@ pub struct Manifest {
     pub prompt_format: String,
     pub context_length: usize,
     pub license: String,
+    /// The default where the model runs on the CPU.
     #[serde(default)]
     pub default: bool,
+    /// The default where it runs on a GPU, on which a bigger model costs little more time.
+    #[serde(default)]
+    pub default_gpu: bool,
     pub file: FileSpec,
     pub source: Source,
 }
@@ -77,11 +81,20 @@ pub fn find(name: &str) -> Result<Manifest> {
         })
 }
 
+/// The default model on a CPU.
 pub fn default_model() -> Manifest {
+    default_model_for(false)
+}
+
+/// The default model for a GPU (`gpu`) or a CPU. On a GPU decoding is bound by kernel
+/// launches, not by the weights' size: the 1.5B model answers a 1,500-token prompt in about
+/// the time the 0.5B does (session 10, H200) and scores 88.0 on HumanEval-FIM against 72.0.
+/// On a laptop CPU it is about three times slower, so the CPU keeps the 0.5B.
+pub fn default_model_for(gpu: bool) -> Manifest {
     builtin()
         .into_iter()
-        .find(|m| m.default)
-        .expect("one built-in manifest is the default (tested)")
+        .find(|m| if gpu { m.default_gpu } else { m.default })
+        .expect("one built-in manifest is each default (tested)")
 }
 
 #[cfg(test)]
@@ -93,7 +106,9 @@ mod tests {
         let all = builtin();
         assert!(all.len() >= 2);
         assert_eq!(all.iter().filter(|m| m.default).count(), 1);
+        assert_eq!(all.iter().filter(|m| m.default_gpu).count(), 1);
         assert_eq!(default_model().name, "qwen2.5-coder-0.5b-instruct");
+        assert_eq!(default_model_for(true).name, "qwen2.5-coder-1.5b-instruct");
         assert_eq!(default_model().file.size, 491_400_064);
         assert!(find("no-such-model").is_err());
     }
