@@ -185,8 +185,9 @@ pub fn definition(files: &Files, hit: &DefHit) -> Option<Snippet> {
 }
 
 /// Definitions used near the cursor: those used on the few lines up to the cursor first,
-/// then those of the wider region; a name defined in many places contributes the hits in
-/// files the document imports or that sit beside it.
+/// then those of the wider region, then those the file imports by name (the ones not used
+/// yet first); a name defined in many places contributes the hits in files the document
+/// imports or that sit beside it.
 pub fn definitions(
     files: &Files,
     index: &Index,
@@ -222,10 +223,15 @@ pub fn definitions(
     };
     let mut out: Vec<Snippet> = Vec::new();
     let mut seen: HashSet<(String, u32)> = HashSet::new();
-    for (first, last) in [
-        (cursor_line.saturating_sub(6), cursor_line),
-        (cursor_line.saturating_sub(40), cursor_line + 3),
-    ] {
+    let mut regions = vec![
+        (cursor_line.saturating_sub(6), cursor_line, false),
+        (cursor_line.saturating_sub(40), cursor_line + 3, false),
+    ];
+    // At the first use of an imported function or class (where CrossCodeEval cuts its
+    // holes) its definition is what the model cannot guess, and the import is usually far
+    // above the cursor, out of the regions above.
+    regions.extend(import_region(index, path, text, cursor_line).map(|(f, l)| (f, l, true)));
+    for (first, last, imports) in regions {
         // The word at the cursor is left out: while it is typed it is a different name at
         // every keystroke, and so would be the context at the head of the prompt, which the
         // engine could then not reuse from its cache.
@@ -242,6 +248,11 @@ pub fn definitions(
             }
         }
         let region = lines::between(text, first, last);
+        if imports {
+            // Names imported but not used yet are the ones the code is about to use.
+            let since = lines::between(text, last + 1, cursor_line);
+            by_name.sort_by_key(|(name, _)| mentions(since, name));
+        }
         for (name, mut group) in by_name {
             let homonyms = group.len();
             let member = used_as_member(region, &name);
@@ -262,6 +273,46 @@ pub fn definitions(
     }
     out.truncate(LIST);
     out
+}
+
+/// Lines `first..=last` holding the file's imports before `cursor_line`, the last statement
+/// to where its brackets close (`from x import (` … `)`).
+fn import_region(index: &Index, path: &str, text: &str, cursor_line: u32) -> Option<(u32, u32)> {
+    let at: Vec<u32> = index
+        .imports_of(path)
+        .iter()
+        .map(|i| i.line)
+        .filter(|l| *l < cursor_line)
+        .collect();
+    let first = *at.iter().min()?;
+    let mut last = *at.iter().max()?;
+    let mut depth = 0i32;
+    for (l, line) in text.split('\n').enumerate().skip(last as usize).take(30) {
+        if l as u32 >= cursor_line {
+            break;
+        }
+        last = l as u32;
+        for c in line.chars() {
+            match c {
+                '(' | '{' | '[' => depth += 1,
+                ')' | '}' | ']' => depth -= 1,
+                _ => {}
+            }
+        }
+        if depth <= 0 {
+            break;
+        }
+    }
+    Some((first, last))
+}
+
+/// Whether `text` holds `name` as a whole word.
+fn mentions(text: &str, name: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    text.match_indices(name).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(is_word)
+            && !text[i + name.len()..].chars().next().is_some_and(is_word)
+    })
 }
 
 /// Whether `name` follows `.`, `->` or `::` somewhere in `text` (a member, not a name in

@@ -504,3 +504,55 @@ def total_by_customer(orders, currency):
     assert!(!shown.contains("STATUS_0 "), "{shown}");
     assert!(!got.prompt.context.iter().any(|f| f.path == "noise.py"));
 }
+
+#[test]
+fn a_name_imported_far_above_and_not_used_yet_brings_its_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let repo_dir = dir.path().join("shop");
+    std::fs::create_dir(&repo_dir).unwrap();
+    let util = "\
+def parse_row(line, sep=','):
+    return [f.strip() for f in line.split(sep)]
+
+
+def format_row(fields, sep=','):
+    \"\"\"Joins fields into one CSV line.\"\"\"
+    return sep.join(str(f) for f in fields)
+";
+    std::fs::write(repo_dir.join("util.py"), util).unwrap();
+    // Both names imported at the top; only parse_row used since, 240 lines further down.
+    let mut main = String::from("from util import (\n    format_row,\n    parse_row,\n)\n\n\n");
+    for i in 0..60 {
+        main.push_str(&format!(
+            "def step_{i}(rows):\n    return [r + {i} for r in rows]\n\n\n"
+        ));
+    }
+    main.push_str("def save(path, rows):\n    rows = [parse_row(r) for r in rows]\n    return ");
+    std::fs::write(repo_dir.join("main.py"), &main).unwrap();
+    let mut idx = Index::new(&repo_dir, WalkOptions::default()).unwrap();
+    idx.refresh();
+    let a = assemble(&e, &idx, &main, main.len(), 900, ContextMode::Repo);
+    let format_body = util.lines().position(|l| l.contains("sep.join")).unwrap() as u32;
+    let defs: Vec<_> = a
+        .sources
+        .iter()
+        .filter(|s| s.kind == "definition" && s.path == "util.py")
+        .collect();
+    assert!(
+        defs.iter()
+            .any(|s| s.start_line <= format_body && format_body <= s.end_line),
+        "{:?}",
+        a.sources
+    );
+    let context: String = a
+        .prompt
+        .context
+        .iter()
+        .map(|f| f.content.as_str())
+        .collect();
+    assert!(
+        context.contains("return sep.join(str(f) for f in fields)"),
+        "{context}"
+    );
+}
