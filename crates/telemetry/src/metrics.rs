@@ -4,7 +4,7 @@
 //!   (the definition Cody uses): the time the editor reports, or else the time from its
 //!   `shown` event to the next event about it (hidden, accepted, partially accepted,
 //!   dismissed). One shown and never heard of again counts as shown. An accepted one counts
-//!   as shown however fast the Tab was.
+//!   as shown however fast the Tab was, even with no `shown` event before it.
 //! - Its **accepted fraction** is 1 when accepted, else the largest partial accept's
 //!   characters over its length, else 0. Acceptance rate by count is the sum of fractions
 //!   over the completions shown; by characters, accepted characters over characters shown.
@@ -69,16 +69,21 @@ pub struct Outcome {
 /// The outcome of one completion from its events (in time order).
 pub fn outcome(c: &Completion, events: &[&Event]) -> Outcome {
     let mut o = Outcome::default();
-    let Some(shown_at) = events.iter().position(|e| e.kind == EventKind::Shown) else {
-        return o;
-    };
-    let shown = events[shown_at];
-    let visible = shown.visible_ms.map(i64::from).or_else(|| {
-        events[shown_at + 1..]
-            .iter()
-            .find(|e| e.kind != EventKind::Shown)
-            .map(|e| e.time_ms - shown.time_ms)
-    });
+    // An accept needs no `shown` event before it: a client reports shown only after the
+    // item stayed on screen a while, and a Tab pressed sooner still took what was drawn
+    // (VS Code's tracker confirms after 750 ms; the editor test lost such an accept).
+    let visible = events
+        .iter()
+        .position(|e| e.kind == EventKind::Shown)
+        .map(|at| {
+            let shown = events[at];
+            shown.visible_ms.map(i64::from).or_else(|| {
+                events[at + 1..]
+                    .iter()
+                    .find(|e| e.kind != EventKind::Shown)
+                    .map(|e| e.time_ms - shown.time_ms)
+            })
+        });
     let accepted = events.iter().any(|e| e.kind == EventKind::Accepted);
     let partial = events
         .iter()
@@ -94,8 +99,11 @@ pub fn outcome(c: &Completion, events: &[&Event]) -> Outcome {
         o.accepted_chars = (partial as f64).min(c.chars as f64);
         o.fraction = o.accepted_chars / len;
     }
+    if visible.is_none() && o.fraction == 0.0 {
+        return Outcome::default(); // never on screen
+    }
     o.dismissed = events.iter().any(|e| e.kind == EventKind::Dismissed);
-    o.shown = o.fraction > 0.0 || visible.is_none_or(|v| v >= MIN_VISIBLE_MS);
+    o.shown = o.fraction > 0.0 || visible.flatten().is_none_or(|v| v >= MIN_VISIBLE_MS);
     o
 }
 
@@ -280,6 +288,8 @@ mod tests {
             completion("d", 10, 1),  // never shown
             completion("e", 20, 1),  // shown 1 s, dismissed
             completion("f", 30, 1),  // accepted after 200 ms: shown
+            completion("g", 12, 1),  // accepted before any shown event: shown
+            completion("h", 12, 1),  // dismissed, never shown: not counted
         ];
         let mut p = ev("b", 1500, EventKind::Partial);
         p.chars = Some(25);
@@ -294,19 +304,21 @@ mod tests {
             ev("e", 1000, EventKind::Dismissed),
             ev("f", 0, EventKind::Shown),
             ev("f", 200, EventKind::Accepted),
+            ev("g", 100, EventKind::Accepted),
+            ev("h", 100, EventKind::Dismissed),
         ];
         let s = summarize(&cs, &events, &[]);
-        assert_eq!(s.completions, 6);
-        assert_eq!(s.shown, 4, "a, b, e, f");
-        assert!((s.accepted - 2.25).abs() < 1e-9, "{}", s.accepted);
-        assert_eq!(s.acceptance_rate, Some(2.25 / 4.0));
-        assert_eq!(s.shown_chars, 40 + 100 + 20 + 30);
-        assert!((s.accepted_chars - 95.0).abs() < 1e-9);
-        assert_eq!(s.char_acceptance_rate, Some(95.0 / 190.0));
-        assert!((s.accepted_lines - (2.0 + 1.0 + 1.0)).abs() < 1e-9);
+        assert_eq!(s.completions, 8);
+        assert_eq!(s.shown, 5, "a, b, e, f, g");
+        assert!((s.accepted - 3.25).abs() < 1e-9, "{}", s.accepted);
+        assert_eq!(s.acceptance_rate, Some(3.25 / 5.0));
+        assert_eq!(s.shown_chars, 40 + 100 + 20 + 30 + 12);
+        assert!((s.accepted_chars - 107.0).abs() < 1e-9);
+        assert_eq!(s.char_acceptance_rate, Some(107.0 / 202.0));
+        assert!((s.accepted_lines - (2.0 + 1.0 + 1.0 + 1.0)).abs() < 1e-9);
         assert_eq!(
             (s.fully_accepted, s.partially_accepted, s.dismissed),
-            (2, 1, 1)
+            (3, 1, 1)
         );
     }
 
