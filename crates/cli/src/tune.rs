@@ -120,7 +120,8 @@ struct RunArgs {
 struct MergeArgs {
     /// Adapter directory or name (under `<model cache>/adapters`).
     adapter: String,
-    /// The base model it was trained on (default: the default model).
+    /// The base model it was trained on (default: the file named in its manifest, else the
+    /// default model on a CPU).
     #[arg(long)]
     model: Option<String>,
     /// Output GGUF (default: `merged.gguf` in the adapter directory).
@@ -406,8 +407,13 @@ fn print_summary(m: &Manifest, out: &Path) {
 
 fn merge_cmd(a: MergeArgs) -> Result<()> {
     let dir = adapter_dir(&a.adapter);
-    let base = crate::model::resolve(a.model.as_deref(), false)?;
     let manifest = Manifest::read(&dir)?;
+    // The file it was trained on, where it still is: the default model differs between a
+    // GPU and a CPU, and a tuning run on a GPU trained the GPU's.
+    let base = match a.model.as_deref() {
+        None if Path::new(&manifest.base.file).is_file() => PathBuf::from(&manifest.base.file),
+        model => crate::model::resolve(model, false)?,
+    };
     if !manifest.results.as_ref().is_some_and(|r| r.better) && !a.force {
         bail!(
             "adapter {} did not beat the base model on its held-out files (see {}); use --force to merge it anyway",
