@@ -84,6 +84,11 @@ pub struct RepoArgs {
     /// With --verbose, each outcome also carries its rendered prompt.
     #[arg(long)]
     prompts: bool,
+    /// Assemble the prompts only and report retrieval (how often the repository context
+    /// holds the name the answer starts with); the model writes nothing. Seconds, not an
+    /// hour: for iterating on the context.
+    #[arg(long)]
+    retrieval_only: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -203,6 +208,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
         style: ContextStyle::from_name(&a.style)
             .with_context(|| format!("unknown style `{}` (comments, repo)", a.style))?,
         keep_prompts: a.prompts,
+        retrieval_only: a.retrieval_only,
     };
     let bar = crate::progress::bar((holes.len() * modes.len()) as u64, "completions");
     let verbose = a.common.verbose;
@@ -242,13 +248,13 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
             a.seed
         );
         println!(
-            "{:<6} {:<9} {:>5} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8}",
-            "mode", "holes", "n", "EM", "ES", "ID-EM", "tokens", "p50 ms", "p95 ms"
+            "{:<6} {:<10} {:>5} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7}",
+            "mode", "holes", "n", "EM", "ES", "ID-EM", "tokens", "p50 ms", "p95 ms", "recall"
         );
         for (mode, by_kind) in &scores {
             for (kind, s) in by_kind {
                 println!(
-                    "{:<6} {:<9} {:>5} {:>7.1} {:>7.1} {:>7.1} {:>8.0} {:>8.0} {:>8.0}",
+                    "{:<6} {:<10} {:>5} {:>7.1} {:>7.1} {:>7.1} {:>8.0} {:>8.0} {:>8.0} {:>7}",
                     mode,
                     kind,
                     s.n,
@@ -257,7 +263,9 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
                     s.identifier_exact_match,
                     s.prompt_tokens_mean,
                     s.latency_p50_ms,
-                    s.latency_p95_ms
+                    s.latency_p95_ms,
+                    s.context_recall
+                        .map_or_else(|| "-".to_string(), |r| format!("{r:.1}"))
                 );
             }
         }

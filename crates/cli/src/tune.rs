@@ -358,6 +358,7 @@ fn quality(
         style: ContextStyle::default(),
         max_tokens,
         keep_prompts: false,
+        retrieval_only: false,
     };
     let bar = crate::progress::bar(holes.len() as u64, "held-out completions");
     let outcomes = repo::run(&mut engine, index, holes, &[mode], &settings, &mut |_| {

@@ -429,7 +429,13 @@ impl Assembler<'_> {
                 })
                 .collect(),
         );
-        lists.push(snippets::imports(files, index, req.path));
+        lists.push(snippets::imports(
+            files,
+            index,
+            req.path,
+            req.text,
+            snippets::receiver(before),
+        ));
         let mut fused: Vec<(Snippet, f32)> = Vec::new();
         for list in lists {
             for (rank, s) in list.into_iter().enumerate() {

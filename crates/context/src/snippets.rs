@@ -327,22 +327,68 @@ fn used_as_member(text: &str, name: &str) -> bool {
     })
 }
 
-/// A summary of each repository file the document imports: its top-level signatures.
-pub fn imports(files: &Files, index: &Index, path: &str) -> Vec<Snippet> {
+/// Longest summary of the module whose member is being written (`utils.` before the
+/// cursor), in lines.
+const RECEIVER_LINES: usize = 30;
+
+/// The object a member is being written on: `utils` in `utils.isD` or `utils.`.
+pub fn receiver(before: &str) -> Option<&str> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let t = before.trim_end_matches(is_word);
+    let t = t
+        .strip_suffix('.')
+        .or_else(|| t.strip_suffix("->"))
+        .or_else(|| t.strip_suffix("::"))?;
+    let name = &t[t.trim_end_matches(is_word).len()..];
+    name.starts_with(|c: char| !c.is_ascii_digit() && is_word(c))
+        .then_some(name)
+}
+
+/// A summary of each repository file the document (`text`) imports: its top-level
+/// signatures. The module the cursor is writing a member of (`receiver`, bound on the
+/// import's line) comes first and longer, its members not used yet on the receiver first:
+/// `utils.` at the first use of `utils.isDate` asks for a name the document never showed,
+/// and a module like axios's `utils.js` defines a hundred, beyond a 30-line summary.
+pub fn imports(
+    files: &Files,
+    index: &Index,
+    path: &str,
+    text: &str,
+    receiver: Option<&str>,
+) -> Vec<Snippet> {
+    let doc_lines: Vec<&str> = text.split('\n').collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for imp in index.imports_of(path) {
+        let bound = receiver.filter(|r| {
+            doc_lines
+                .get(imp.line as usize)
+                .is_some_and(|l| mentions(l, r))
+        });
         for f in imp.files {
             if f == path || !seen.insert(f.clone()) {
                 continue;
             }
-            let (Some(syms), Some(text)) = (index.file(&f), files.text(&f)) else {
+            let (Some(syms), Some(file_text)) = (index.file(&f), files.text(&f)) else {
                 continue;
             };
+            let mut defs: Vec<&moat_index::Definition> = syms
+                .definitions
+                .iter()
+                .filter(|d| d.scope.is_empty())
+                .collect();
+            if let Some(r) = bound {
+                defs.sort_by_key(|d| mentions(text, &format!("{r}.{}", d.name)));
+            }
+            let most = if bound.is_some() {
+                RECEIVER_LINES
+            } else {
+                SUMMARY_LINES
+            };
             let mut lines: Vec<u32> = Vec::new();
-            for d in syms.definitions.iter().filter(|d| d.scope.is_empty()) {
+            for d in defs {
                 lines.extend(signature_lines(d));
-                if lines.len() >= SUMMARY_LINES {
+                if lines.len() >= most {
                     break;
                 }
             }
@@ -351,13 +397,18 @@ pub fn imports(files: &Files, index: &Index, path: &str) -> Vec<Snippet> {
             }
             lines.sort_unstable();
             lines.dedup();
-            out.push(Snippet {
+            let snippet = Snippet {
                 kind: SourceKind::Import,
-                text: show(&text, &lines),
+                text: show(&file_text, &lines),
                 path: f,
                 lines,
-                file: Some(text),
-            });
+                file: Some(file_text),
+            };
+            if bound.is_some() {
+                out.insert(0, snippet);
+            } else {
+                out.push(snippet);
+            }
         }
     }
     out.truncate(LIST);
@@ -486,4 +537,20 @@ fn best_window(all: &[&str], q: &HashSet<&str>, n: u32, start: u32, end: u32) ->
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receiver_is_the_word_before_the_member_being_written() {
+        assert_eq!(receiver("    if (utils."), Some("utils"));
+        assert_eq!(receiver("    if (utils.isD"), Some("utils"));
+        assert_eq!(receiver("$this->repo->fin"), Some("repo"));
+        assert_eq!(receiver("let x = crate::pay::"), Some("pay"));
+        assert_eq!(receiver("    total = 1.5"), None);
+        assert_eq!(receiver("    value = compute("), None);
+        assert_eq!(receiver("f()."), None);
+    }
 }

@@ -556,3 +556,45 @@ def format_row(fields, sep=','):
         "{context}"
     );
 }
+
+#[test]
+fn a_member_written_on_an_imported_module_brings_its_members_not_used_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let repo_dir = dir.path().join("shop");
+    std::fs::create_dir(&repo_dir).unwrap();
+    // More top-level functions than a summary shows (30 lines).
+    let mut util = String::new();
+    for i in 0..40 {
+        util.push_str(&format!(
+            "def check_{i}(value):\n    return value > {i}\n\n\n"
+        ));
+    }
+    std::fs::write(repo_dir.join("util.py"), &util).unwrap();
+    // The first 30 already used; the cursor writes a member of `utils`.
+    let mut main = String::from("import util as utils\n\n\ndef run(v):\n");
+    for i in 0..30 {
+        main.push_str(&format!("    utils.check_{i}(v)\n"));
+    }
+    // Far from the uses, so that their definitions are not the ones near the cursor.
+    for i in 0..45 {
+        main.push_str(&format!("    v = v + {i}\n"));
+    }
+    main.push_str("    return utils.");
+    std::fs::write(repo_dir.join("main.py"), &main).unwrap();
+    let mut idx = Index::new(&repo_dir, WalkOptions::default()).unwrap();
+    idx.refresh();
+    let a = assemble(&e, &idx, &main, main.len(), 3000, ContextMode::Repo);
+    let context: String = a
+        .prompt
+        .context
+        .iter()
+        .map(|f| f.content.as_str())
+        .collect();
+    assert!(
+        context.contains("def check_39(value):"),
+        "{context} {:?}",
+        a.sources
+    );
+    assert!(context.contains("def check_30(value):"), "{context}");
+}

@@ -24,6 +24,11 @@ pub struct Outcome {
     pub identifier_exact: bool,
     pub prompt_tokens: usize,
     pub ms: f64,
+    /// In repo mode, whether the repository context holds the name the answer starts with
+    /// (for a cross-file hole, the name another file defines): retrieval, apart from what
+    /// the model makes of it. `None` in other modes or when the answer starts otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_has_answer: Option<bool>,
     /// The rendered prompt, when `Settings::keep_prompts` asks for it (for diagnosis).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
@@ -38,6 +43,9 @@ pub struct Score {
     pub prompt_tokens_mean: f64,
     pub latency_p50_ms: f64,
     pub latency_p95_ms: f64,
+    /// Percent of the outcomes with an answer name whose repository context held it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_recall: Option<f64>,
 }
 
 pub struct Settings {
@@ -47,6 +55,25 @@ pub struct Settings {
     pub max_tokens: usize,
     /// Keep each outcome's rendered prompt.
     pub keep_prompts: bool,
+    /// Assemble the prompts and measure retrieval only; the model writes nothing.
+    pub retrieval_only: bool,
+}
+
+/// The name an answer starts with, when it starts with one worth looking for.
+fn answer_name(answer: &str) -> Option<&str> {
+    let end = answer
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .unwrap_or(answer.len());
+    (end >= 3).then(|| &answer[..end])
+}
+
+/// Whether `text` holds `name` as a whole word.
+fn holds_word(text: &str, name: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    text.match_indices(name).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(is_word)
+            && !text[i + name.len()..].chars().next().is_some_and(is_word)
+    })
 }
 
 /// Completes one hole in one mode. The index must already have the hole's file hidden.
@@ -75,6 +102,20 @@ fn complete(
         };
         a.assemble(&req, Some(index), mode)?
     };
+    let context_has_answer = match (mode, answer_name(&hole.answer)) {
+        (ContextMode::Repo, Some(name)) => {
+            // The context files, and in the comments style the context above the window.
+            let mut context: Vec<&str> = assembled
+                .prompt
+                .context
+                .iter()
+                .map(|f| f.content.as_str())
+                .collect();
+            context.extend(assembled.prompt.prefix.strip_suffix(&assembled.prefix));
+            Some(context.iter().any(|t| holds_word(t, name)))
+        }
+        _ => None,
+    };
     let prompt = if s.keep_prompts {
         let tok = engine.tokenizer();
         let ids = moat_engine::fim::render(tok, engine.fim_format(), &assembled.prompt)?;
@@ -82,25 +123,31 @@ fn complete(
     } else {
         None
     };
-    let mut c = Completer {
-        engine,
-        max_tokens: s.max_tokens,
-    };
-    let window = (assembled.prefix.as_str(), assembled.suffix.as_str());
-    let done = c.complete(&assembled.prompt, window, Some(hole.lang))?;
     let line = hole.text[..hole.cursor].matches('\n').count() as u32;
+    let (got, ms) = if s.retrieval_only {
+        (String::new(), 0.0)
+    } else {
+        let mut c = Completer {
+            engine,
+            max_tokens: s.max_tokens,
+        };
+        let window = (assembled.prefix.as_str(), assembled.suffix.as_str());
+        let done = c.complete(&assembled.prompt, window, Some(hole.lang))?;
+        (done.text, done.timings.prefill_ms + done.timings.decode_ms)
+    };
     Ok(Outcome {
         path: hole.path.clone(),
         line,
         kind: hole.kind,
         mode,
-        exact: exact_match(&done.text, &hole.answer),
-        edit_similarity: edit_similarity(&done.text, &hole.answer),
-        identifier_exact: identifier_match(&done.text, &hole.answer),
+        exact: exact_match(&got, &hole.answer),
+        edit_similarity: edit_similarity(&got, &hole.answer),
+        identifier_exact: identifier_match(&got, &hole.answer),
         want: hole.answer.clone(),
-        got: done.text,
+        got,
         prompt_tokens: assembled.tokens,
-        ms: done.timings.prefill_ms + done.timings.decode_ms,
+        ms,
+        context_has_answer,
         prompt,
     })
 }
@@ -141,6 +188,7 @@ pub fn run(
 fn score(v: &[&Outcome]) -> Score {
     let n = v.len();
     let lat: Vec<f64> = v.iter().map(|o| o.ms).collect();
+    let looked: Vec<bool> = v.iter().filter_map(|o| o.context_has_answer).collect();
     Score {
         n,
         exact_match: percent(v.iter().filter(|o| o.exact).count(), n),
@@ -149,6 +197,8 @@ fn score(v: &[&Outcome]) -> Score {
         prompt_tokens_mean: mean(v.iter().map(|o| o.prompt_tokens as f64)),
         latency_p50_ms: percentile(&lat, 0.5),
         latency_p95_ms: percentile(&lat, 0.95),
+        context_recall: (!looked.is_empty())
+            .then(|| percent(looked.iter().filter(|h| **h).count(), looked.len())),
     }
 }
 
@@ -161,7 +211,12 @@ pub fn scores(outcomes: &[Outcome]) -> BTreeMap<String, BTreeMap<String, Score>>
             continue;
         }
         let e = m.entry(mode.name().to_string()).or_default();
-        for kind in [HoleKind::Line, HoleKind::MidLine, HoleKind::Block] {
+        for kind in [
+            HoleKind::Line,
+            HoleKind::MidLine,
+            HoleKind::Block,
+            HoleKind::CrossFile,
+        ] {
             let v: Vec<&Outcome> = of_mode.iter().copied().filter(|o| o.kind == kind).collect();
             if !v.is_empty() {
                 e.insert(kind.as_str().to_string(), score(&v));
@@ -170,4 +225,22 @@ pub fn scores(outcomes: &[Outcome]) -> BTreeMap<String, BTreeMap<String, Score>>
         e.insert("all".into(), score(&of_mode));
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_name_is_looked_for_as_a_whole_word() {
+        assert_eq!(answer_name("grid(padding=(0, 1))"), Some("grid"));
+        assert_eq!(answer_name("cell_len(text) < 1:"), Some("cell_len"));
+        assert_eq!(answer_name("$el.find()"), Some("$el"));
+        assert_eq!(answer_name("x = 1"), None);
+        assert_eq!(answer_name("(a, b)"), None);
+        assert!(holds_word("def grid(cls):\n", "grid"));
+        assert!(!holds_word("def grid_size(cls):\n", "grid"));
+        assert!(!holds_word("subgrid = 1\n", "grid"));
+        assert!(holds_word("x.grid", "grid"));
+    }
 }
