@@ -17,4 +17,5 @@ pub use assemble::{
     Source,
 };
 pub use error::{ContextError, Result};
+pub use lines::has_word;
 pub use snippets::SourceKind;

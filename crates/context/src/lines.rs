@@ -20,6 +20,16 @@ pub fn between(text: &str, first: u32, last: u32) -> &str {
     &text[from..to.max(from)]
 }
 
+/// Whether `text` holds `name` as a whole word (identifier characters, `$` included, on
+/// neither side).
+pub fn has_word(text: &str, name: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    text.match_indices(name).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(is_word)
+            && !text[i + name.len()..].chars().next().is_some_and(is_word)
+    })
+}
+
 /// Leading whitespace width (a tab counts 4).
 pub fn indent(line: &str) -> usize {
     line.chars()

@@ -251,7 +251,7 @@ pub fn definitions(
         if imports {
             // Names imported but not used yet are the ones the code is about to use.
             let since = lines::between(text, last + 1, cursor_line);
-            by_name.sort_by_key(|(name, _)| mentions(since, name));
+            by_name.sort_by_key(|(name, _)| lines::has_word(since, name));
         }
         for (name, mut group) in by_name {
             let homonyms = group.len();
@@ -306,15 +306,6 @@ fn import_region(index: &Index, path: &str, text: &str, cursor_line: u32) -> Opt
     Some((first, last))
 }
 
-/// Whether `text` holds `name` as a whole word.
-fn mentions(text: &str, name: &str) -> bool {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    text.match_indices(name).any(|(i, _)| {
-        !text[..i].chars().next_back().is_some_and(is_word)
-            && !text[i + name.len()..].chars().next().is_some_and(is_word)
-    })
-}
-
 /// Whether `name` follows `.`, `->` or `::` somewhere in `text` (a member, not a name in
 /// scope).
 fn used_as_member(text: &str, name: &str) -> bool {
@@ -363,7 +354,7 @@ pub fn imports(
         let bound = receiver.filter(|r| {
             doc_lines
                 .get(imp.line as usize)
-                .is_some_and(|l| mentions(l, r))
+                .is_some_and(|l| lines::has_word(l, r))
         });
         for f in imp.files {
             if f == path || !seen.insert(f.clone()) {
@@ -378,7 +369,7 @@ pub fn imports(
                 .filter(|d| d.scope.is_empty())
                 .collect();
             if let Some(r) = bound {
-                defs.sort_by_key(|d| mentions(text, &format!("{r}.{}", d.name)));
+                defs.sort_by_key(|d| lines::has_word(text, &format!("{r}.{}", d.name)));
             }
             let most = if bound.is_some() {
                 RECEIVER_LINES

@@ -5,7 +5,7 @@
 use crate::holes::{Hole, HoleKind};
 use crate::metrics::{edit_similarity, exact_match, identifier_match, mean, percent, percentile};
 use crate::{Completer, Result};
-use moat_context::{Assembler, Budget, ContextMode, ContextStyle, Request};
+use moat_context::{has_word, Assembler, Budget, ContextMode, ContextStyle, Request};
 use moat_engine::Engine;
 use moat_index::Index;
 use serde::Serialize;
@@ -67,15 +67,6 @@ fn answer_name(answer: &str) -> Option<&str> {
     (end >= 3).then(|| &answer[..end])
 }
 
-/// Whether `text` holds `name` as a whole word.
-fn holds_word(text: &str, name: &str) -> bool {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    text.match_indices(name).any(|(i, _)| {
-        !text[..i].chars().next_back().is_some_and(is_word)
-            && !text[i + name.len()..].chars().next().is_some_and(is_word)
-    })
-}
-
 /// Completes one hole in one mode. The index must already have the hole's file hidden.
 fn complete(
     engine: &mut Engine,
@@ -112,7 +103,7 @@ fn complete(
                 .map(|f| f.content.as_str())
                 .collect();
             context.extend(assembled.prompt.prefix.strip_suffix(&assembled.prefix));
-            Some(context.iter().any(|t| holds_word(t, name)))
+            Some(context.iter().any(|t| has_word(t, name)))
         }
         _ => None,
     };
@@ -238,9 +229,9 @@ mod tests {
         assert_eq!(answer_name("$el.find()"), Some("$el"));
         assert_eq!(answer_name("x = 1"), None);
         assert_eq!(answer_name("(a, b)"), None);
-        assert!(holds_word("def grid(cls):\n", "grid"));
-        assert!(!holds_word("def grid_size(cls):\n", "grid"));
-        assert!(!holds_word("subgrid = 1\n", "grid"));
-        assert!(holds_word("x.grid", "grid"));
+        assert!(has_word("def grid(cls):\n", "grid"));
+        assert!(!has_word("def grid_size(cls):\n", "grid"));
+        assert!(!has_word("subgrid = 1\n", "grid"));
+        assert!(has_word("x.grid", "grid"));
     }
 }
