@@ -574,7 +574,7 @@ impl Assembler<'_> {
 
 /// The identifier the cursor is in or at the end of ("" when none).
 fn word_at(text: &str, cursor: usize) -> &str {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let is_word = lines::is_word;
     let start = text[..cursor]
         .char_indices()
         .rev()

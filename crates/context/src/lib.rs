@@ -17,5 +17,5 @@ pub use assemble::{
     Source,
 };
 pub use error::{ContextError, Result};
-pub use lines::has_word;
+pub use lines::{has_word, is_word};
 pub use snippets::SourceKind;

@@ -20,10 +20,13 @@ pub fn between(text: &str, first: u32, last: u32) -> &str {
     &text[from..to.max(from)]
 }
 
-/// Whether `text` holds `name` as a whole word (identifier characters, `$` included, on
-/// neither side).
+/// An identifier character in the languages moat reads (`$` for JavaScript and PHP).
+pub fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$'
+}
+
+/// Whether `text` holds `name` as a whole word (identifier characters on neither side).
 pub fn has_word(text: &str, name: &str) -> bool {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
     text.match_indices(name).any(|(i, _)| {
         !text[..i].chars().next_back().is_some_and(is_word)
             && !text[i + name.len()..].chars().next().is_some_and(is_word)

@@ -309,7 +309,7 @@ fn import_region(index: &Index, path: &str, text: &str, cursor_line: u32) -> Opt
 /// Whether `name` follows `.`, `->` or `::` somewhere in `text` (a member, not a name in
 /// scope).
 fn used_as_member(text: &str, name: &str) -> bool {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let is_word = lines::is_word;
     text.match_indices(name).any(|(i, _)| {
         let before = &text[..i];
         let after = text[i + name.len()..].chars().next();
@@ -318,13 +318,9 @@ fn used_as_member(text: &str, name: &str) -> bool {
     })
 }
 
-/// Longest summary of the module whose member is being written (`utils.` before the
-/// cursor), in lines.
-const RECEIVER_LINES: usize = 30;
-
 /// The object a member is being written on: `utils` in `utils.isD` or `utils.`.
 pub fn receiver(before: &str) -> Option<&str> {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let is_word = lines::is_word;
     let t = before.trim_end_matches(is_word);
     let t = t
         .strip_suffix('.')
@@ -335,11 +331,23 @@ pub fn receiver(before: &str) -> Option<&str> {
         .then_some(name)
 }
 
+/// The members written on `receiver` in `text` (`isString` for `utils.isString`), read
+/// in one pass.
+fn members_used<'t>(text: &'t str, receiver: &str) -> HashSet<&'t str> {
+    text.match_indices(receiver)
+        .filter(|(i, _)| !text[..*i].chars().next_back().is_some_and(lines::is_word))
+        .filter_map(|(i, _)| {
+            let rest = text[i + receiver.len()..].strip_prefix('.')?;
+            Some(&rest[..rest.len() - rest.trim_start_matches(lines::is_word).len()])
+        })
+        .collect()
+}
+
 /// A summary of each repository file the document (`text`) imports: its top-level
 /// signatures. The module the cursor is writing a member of (`receiver`, bound on the
-/// import's line) comes first and longer, its members not used yet on the receiver first:
-/// `utils.` at the first use of `utils.isDate` asks for a name the document never showed,
-/// and a module like axios's `utils.js` defines a hundred, beyond a 30-line summary.
+/// import's line) comes first, its members not used yet on the receiver first: `utils.` at
+/// the first use of `utils.isDate` asks for a name the document never showed, and a module
+/// like axios's `utils.js` defines a hundred, beyond a 30-line summary.
 pub fn imports(
     files: &Files,
     index: &Index,
@@ -369,17 +377,13 @@ pub fn imports(
                 .filter(|d| d.scope.is_empty())
                 .collect();
             if let Some(r) = bound {
-                defs.sort_by_key(|d| lines::has_word(text, &format!("{r}.{}", d.name)));
+                let used = members_used(text, r);
+                defs.sort_by_key(|d| used.contains(d.name.as_str()));
             }
-            let most = if bound.is_some() {
-                RECEIVER_LINES
-            } else {
-                SUMMARY_LINES
-            };
             let mut lines: Vec<u32> = Vec::new();
             for d in defs {
                 lines.extend(signature_lines(d));
-                if lines.len() >= most {
+                if lines.len() >= SUMMARY_LINES {
                     break;
                 }
             }

@@ -10,6 +10,7 @@
 //! such holes were a third of the line and mid-line holes in rich. Before session 11 they
 //! were cut there too, so older figures are not comparable.
 
+use moat_context::is_word;
 use moat_index::{DefKind, Index, Lang};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -263,10 +264,6 @@ fn block_hole(
         return None;
     }
     Some((s, s + body.trim_end().len()))
-}
-
-fn is_word(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || c == '$'
 }
 
 /// Byte offsets of `name` as a whole word in `text[s..e]`.

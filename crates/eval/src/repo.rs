@@ -5,7 +5,7 @@
 use crate::holes::{Hole, HoleKind};
 use crate::metrics::{edit_similarity, exact_match, identifier_match, mean, percent, percentile};
 use crate::{Completer, Result};
-use moat_context::{has_word, Assembler, Budget, ContextMode, ContextStyle, Request};
+use moat_context::{has_word, is_word, Assembler, Budget, ContextMode, ContextStyle, Request};
 use moat_engine::Engine;
 use moat_index::Index;
 use serde::Serialize;
@@ -61,9 +61,7 @@ pub struct Settings {
 
 /// The name an answer starts with, when it starts with one worth looking for.
 fn answer_name(answer: &str) -> Option<&str> {
-    let end = answer
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-        .unwrap_or(answer.len());
+    let end = answer.find(|c: char| !is_word(c)).unwrap_or(answer.len());
     (end >= 3).then(|| &answer[..end])
 }
 

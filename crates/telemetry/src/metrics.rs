@@ -72,18 +72,16 @@ pub fn outcome(c: &Completion, events: &[&Event]) -> Outcome {
     // An accept needs no `shown` event before it: a client reports shown only after the
     // item stayed on screen a while, and a Tab pressed sooner still took what was drawn
     // (VS Code's tracker confirms after 750 ms; the editor test lost such an accept).
-    let visible = events
-        .iter()
-        .position(|e| e.kind == EventKind::Shown)
-        .map(|at| {
-            let shown = events[at];
-            shown.visible_ms.map(i64::from).or_else(|| {
-                events[at + 1..]
-                    .iter()
-                    .find(|e| e.kind != EventKind::Shown)
-                    .map(|e| e.time_ms - shown.time_ms)
-            })
-        });
+    let shown_at = events.iter().position(|e| e.kind == EventKind::Shown);
+    let visible = shown_at.and_then(|at| {
+        let shown = events[at];
+        shown.visible_ms.map(i64::from).or_else(|| {
+            events[at + 1..]
+                .iter()
+                .find(|e| e.kind != EventKind::Shown)
+                .map(|e| e.time_ms - shown.time_ms)
+        })
+    });
     let accepted = events.iter().any(|e| e.kind == EventKind::Accepted);
     let partial = events
         .iter()
@@ -99,11 +97,11 @@ pub fn outcome(c: &Completion, events: &[&Event]) -> Outcome {
         o.accepted_chars = (partial as f64).min(c.chars as f64);
         o.fraction = o.accepted_chars / len;
     }
-    if visible.is_none() && o.fraction == 0.0 {
+    if shown_at.is_none() && o.fraction == 0.0 {
         return Outcome::default(); // never on screen
     }
     o.dismissed = events.iter().any(|e| e.kind == EventKind::Dismissed);
-    o.shown = o.fraction > 0.0 || visible.flatten().is_none_or(|v| v >= MIN_VISIBLE_MS);
+    o.shown = o.fraction > 0.0 || visible.is_none_or(|v| v >= MIN_VISIBLE_MS);
     o
 }
 
