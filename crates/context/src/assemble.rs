@@ -392,8 +392,9 @@ impl Assembler<'_> {
         }
     }
 
-    /// The repository sources as ranked lists, fused by reciprocal rank; snippets that
-    /// overlap are one candidate (their scores add up).
+    /// The repository sources as ranked lists, fused by reciprocal rank; a snippet that
+    /// overlaps an earlier one adds its score to it, and its other lines stay a candidate
+    /// of their own.
     fn ranked(
         &self,
         files: &Files,
@@ -429,21 +430,32 @@ impl Assembler<'_> {
                 })
                 .collect(),
         );
-        lists.push(snippets::imports(
-            files,
-            index,
-            req.path,
-            req.text,
-            snippets::receiver(before),
-        ));
+        // The cursor right after `module.` asks for a member of that module: its summary
+        // leads (ties in the fusion go to the earlier list).
+        let members = snippets::members(files, index, req.path, req.text, before);
+        let skip = members.as_ref().map(|m| m.path.clone());
+        lists.push(snippets::imports(files, index, req.path, skip.as_deref()));
+        if let Some(m) = members {
+            lists.insert(0, vec![m]);
+        }
         let mut fused: Vec<(Snippet, f32)> = Vec::new();
         for list in lists {
             for (rank, s) in list.into_iter().enumerate() {
                 let score = 1.0 / (RRF_K + rank as f32 + 1.0);
-                match fused.iter_mut().find(|(f, _)| f.overlaps(&s)) {
-                    Some((_, total)) => *total += score,
-                    None => fused.push((s, score)),
+                let Some(at) = fused.iter().position(|(f, _)| f.overlaps(&s)) else {
+                    fused.push((s, score));
+                    continue;
+                };
+                fused[at].1 += score;
+                // What no earlier candidate shows stays a candidate of its own.
+                let mut rest = Some(s);
+                for (f, _) in &fused[at..] {
+                    rest = match rest {
+                        Some(r) if r.overlaps(f) => r.without(f),
+                        r => r,
+                    };
                 }
+                fused.extend(rest.map(|r| (r, score)));
             }
         }
         // Stable: equal scores keep the order of the lists (definitions first).

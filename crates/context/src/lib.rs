@@ -18,4 +18,4 @@ pub use assemble::{
 };
 pub use error::{ContextError, Result};
 pub use lines::{has_word, is_word};
-pub use snippets::SourceKind;
+pub use snippets::{receiver, SourceKind};

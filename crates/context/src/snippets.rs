@@ -64,12 +64,37 @@ impl Snippet {
                 .iter()
                 .any(|l| other.lines.binary_search(l).is_ok())
     }
+
+    /// The lines of this snippet that `other`, a snippet of the same file, does not show,
+    /// as a snippet of their own: what fusing an overlapping snippet into `other` leaves.
+    /// Without it a file summary sharing one line with a definition from that file shrank
+    /// to the definition; joined into one, the two outgrew the context's share and neither
+    /// was shown (session 13).
+    pub fn without(&self, other: &Snippet) -> Option<Snippet> {
+        let file = self.file.as_ref()?;
+        let lines: Vec<u32> = self
+            .lines
+            .iter()
+            .copied()
+            .filter(|l| other.lines.binary_search(l).is_err())
+            .collect();
+        (!lines.is_empty()).then(|| Snippet {
+            kind: self.kind,
+            path: self.path.clone(),
+            text: show(file, &lines),
+            lines,
+            file: Some(file.clone()),
+        })
+    }
 }
 
 /// A definition whose body is at most this many lines is shown whole.
 const WHOLE_DEF_LINES: u32 = 15;
 /// Longest summary of a type or a file, in lines.
 const SUMMARY_LINES: usize = 30;
+/// Longest file summary, in characters: 30 of axios's one-line definitions took ~600
+/// tokens, the whole share of repository context, and such a summary was never shown.
+const SUMMARY_CHARS: usize = 1_500;
 /// Hits kept per name (a common name like `get` is defined everywhere).
 const PER_NAME: usize = 2;
 /// Entries per ranked list.
@@ -331,6 +356,22 @@ pub fn receiver(before: &str) -> Option<&str> {
         .then_some(name)
 }
 
+/// Whether an import line binds `name` (makes it a name of the document) rather than
+/// naming a module on the way: `utils` in `import utils from '../utils.js'`, `import util
+/// as utils` or `use crate::utils;`, not `console` in `from .console import Console`
+/// (rich's `self.console.` then brought console.py's summary first).
+fn import_binds(line: &str, name: &str) -> bool {
+    line.match_indices(name).any(|(i, _)| {
+        let (before, after) = (&line[..i], &line[i + name.len()..]);
+        let prev = before.chars().next_back();
+        let next = after.chars().next();
+        !prev.is_some_and(|c| lines::is_word(c) || ".'\"/\\@".contains(c))
+            && !next.is_some_and(|c| lines::is_word(c) || ".'\"/".contains(c))
+            && !after.starts_with("::")
+            && !before.trim_end().ends_with("from")
+    })
+}
+
 /// The members written on `receiver` in `text` (`isString` for `utils.isString`), read
 /// in one pass.
 fn members_used<'t>(text: &'t str, receiver: &str) -> HashSet<&'t str> {
@@ -343,70 +384,118 @@ fn members_used<'t>(text: &'t str, receiver: &str) -> HashSet<&'t str> {
         .collect()
 }
 
-/// A summary of each repository file the document (`text`) imports: its top-level
-/// signatures. The module the cursor is writing a member of (`receiver`, bound on the
-/// import's line) comes first, its members not used yet on the receiver first: `utils.` at
-/// the first use of `utils.isDate` asks for a name the document never showed, and a module
-/// like axios's `utils.js` defines a hundred, beyond a 30-line summary.
-pub fn imports(
+/// The lines of a file summary: the signatures of `defs` in the order given, until the
+/// summary holds [`SUMMARY_LINES`] lines or [`SUMMARY_CHARS`] characters.
+fn summary_lines<'d>(
+    defs: impl IntoIterator<Item = &'d moat_index::Definition>,
+    file_text: &str,
+) -> Vec<u32> {
+    let all: Vec<&str> = file_text.split('\n').collect();
+    let mut lines: Vec<u32> = Vec::new();
+    let mut chars = 0;
+    for d in defs {
+        let sig = signature_lines(d);
+        let len: usize = sig
+            .iter()
+            .filter_map(|&l| all.get(l as usize))
+            .map(|t| t.len() + 1)
+            .sum();
+        if !lines.is_empty() && chars + len > SUMMARY_CHARS {
+            break;
+        }
+        chars += len;
+        lines.extend(sig);
+        if lines.len() >= SUMMARY_LINES {
+            break;
+        }
+    }
+    lines.sort_unstable();
+    lines.dedup();
+    lines
+}
+
+fn summary(kind: SourceKind, path: String, lines: Vec<u32>, file_text: Rc<str>) -> Option<Snippet> {
+    (!lines.is_empty()).then(|| Snippet {
+        kind,
+        text: show(&file_text, &lines),
+        path,
+        lines,
+        file: Some(file_text),
+    })
+}
+
+/// The repository file whose module the cursor (after `before`) is writing a member of
+/// (`utils.` or `utils.is`, `utils` bound by one of the document's import lines),
+/// summarized by the members that start with what is typed after the dot, then those not
+/// yet written on the receiver: `utils.` at the first use of `utils.isDate` asks for a
+/// name the document never showed, and a module like axios's `utils.js` defines a
+/// hundred, beyond one summary.
+pub fn members(
     files: &Files,
     index: &Index,
     path: &str,
     text: &str,
-    receiver: Option<&str>,
-) -> Vec<Snippet> {
+    before: &str,
+) -> Option<Snippet> {
+    let receiver = receiver(before)?;
+    let typed = &before[before.trim_end_matches(lines::is_word).len()..];
+    // `self.console.` is an attribute's member, whatever the imports say.
+    let ahead = &before[..before.len() - typed.len()];
+    let ahead = [".", "->", "::"]
+        .iter()
+        .find_map(|sep| ahead.strip_suffix(sep))?;
+    let ahead = &ahead[..ahead.len() - receiver.len()];
+    if ahead.ends_with('.') || ahead.ends_with("->") {
+        return None;
+    }
     let doc_lines: Vec<&str> = text.split('\n').collect();
+    let imp = index.imports_of(path).into_iter().find(|imp| {
+        doc_lines
+            .get(imp.line as usize)
+            .is_some_and(|l| import_binds(l, receiver))
+    })?;
+    let f = imp.files.into_iter().find(|f| f != path)?;
+    let (syms, file_text) = (index.file(&f)?, files.text(&f)?);
+    let used = members_used(text, receiver);
+    // A class imported by name (`from .style import Style`, then `Style.`) is summarized
+    // by its own members, under its signature; a module by its top-level definitions.
+    let class = syms
+        .definitions
+        .iter()
+        .find(|d| d.scope.is_empty() && d.name == receiver && d.kind.holds_members());
+    let scope = class.map_or("", |c| c.name.as_str());
+    let mut defs: Vec<&moat_index::Definition> = syms
+        .definitions
+        .iter()
+        .filter(|d| d.scope == scope)
+        .collect();
+    defs.sort_by_key(|d| (!d.name.starts_with(typed), used.contains(d.name.as_str())));
+    let lines = summary_lines(class.into_iter().chain(defs), &file_text);
+    summary(SourceKind::Import, f, lines, file_text)
+}
+
+/// A summary of each repository file the document (`text`) imports, but `skip` (the one
+/// [`members`] shows): its top-level signatures.
+pub fn imports(files: &Files, index: &Index, path: &str, skip: Option<&str>) -> Vec<Snippet> {
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<String> = skip.into_iter().map(String::from).collect();
+    seen.insert(path.to_string());
     for imp in index.imports_of(path) {
-        let bound = receiver.filter(|r| {
-            doc_lines
-                .get(imp.line as usize)
-                .is_some_and(|l| lines::has_word(l, r))
-        });
         for f in imp.files {
-            if f == path || !seen.insert(f.clone()) {
+            if !seen.insert(f.clone()) {
                 continue;
             }
             let (Some(syms), Some(file_text)) = (index.file(&f), files.text(&f)) else {
                 continue;
             };
-            let mut defs: Vec<&moat_index::Definition> = syms
-                .definitions
-                .iter()
-                .filter(|d| d.scope.is_empty())
-                .collect();
-            if let Some(r) = bound {
-                let used = members_used(text, r);
-                defs.sort_by_key(|d| used.contains(d.name.as_str()));
-            }
-            let mut lines: Vec<u32> = Vec::new();
-            for d in defs {
-                lines.extend(signature_lines(d));
-                if lines.len() >= SUMMARY_LINES {
-                    break;
-                }
-            }
-            if lines.is_empty() {
-                continue;
-            }
-            lines.sort_unstable();
-            lines.dedup();
-            let snippet = Snippet {
-                kind: SourceKind::Import,
-                text: show(&file_text, &lines),
-                path: f,
-                lines,
-                file: Some(file_text),
-            };
-            if bound.is_some() {
-                out.insert(0, snippet);
-            } else {
-                out.push(snippet);
+            let defs = syms.definitions.iter().filter(|d| d.scope.is_empty());
+            let lines = summary_lines(defs, &file_text);
+            out.extend(summary(SourceKind::Import, f, lines, file_text));
+            if out.len() >= LIST {
+                return out;
             }
         }
     }
-    out.truncate(LIST);
     out
 }
 
@@ -537,6 +626,39 @@ fn best_window(all: &[&str], q: &HashSet<&str>, n: u32, start: u32, end: u32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overlapping_snippet_leaves_the_lines_the_other_does_not_show() {
+        let file: Rc<str> = "a\nb\nc\nd\ne\n".into();
+        let snippet = |lines: Vec<u32>| Snippet {
+            kind: SourceKind::Import,
+            path: "m.py".into(),
+            text: show(&file, &lines),
+            lines,
+            file: Some(file.clone()),
+        };
+        let summary = snippet(vec![0, 2, 4]);
+        let definition = snippet(vec![1, 2]);
+        assert!(summary.overlaps(&definition));
+        let rest = summary.without(&definition).unwrap();
+        assert_eq!(rest.lines, [0, 4]);
+        assert_eq!(rest.text, "a\n...\ne\n");
+        assert!(definition.without(&snippet(vec![1, 2, 3])).is_none());
+    }
+
+    #[test]
+    fn an_import_binds_the_names_it_brings_not_the_modules_on_the_way() {
+        assert!(import_binds("import utils from '../utils.js';", "utils"));
+        assert!(import_binds("import util as utils", "utils"));
+        assert!(import_binds("from . import utils", "utils"));
+        assert!(import_binds("use crate::utils;", "utils"));
+        assert!(import_binds("import * as utils from './utils'", "utils"));
+        assert!(!import_binds("from .console import Console", "console"));
+        assert!(!import_binds("from rich.console import Console", "console"));
+        assert!(!import_binds("from console import Console", "console"));
+        assert!(!import_binds("import Foo from './utils/foo.js'", "utils"));
+        assert!(!import_binds("use crate::utils::Thing;", "utils"));
+    }
 
     #[test]
     fn the_receiver_is_the_word_before_the_member_being_written() {

@@ -359,7 +359,7 @@ fn typing_on_a_line_keeps_the_head_of_the_prompt() {
 #[test]
 fn the_context_follows_the_cursor_to_the_next_line() {
     let (_d, e, idx, main, cursor) = setup();
-    // Without a memo, a name completed on the line brings its definition.
+    // Without a memo, a name completed on the line brings its definition (short: whole).
     let typed = "l) + unrelated_helper(l) for l";
     let line_end = main[cursor..].find('\n').map_or(main.len(), |i| cursor + i);
     let text = format!("{}{typed}{}", &main[..cursor], &main[line_end..]);
@@ -380,7 +380,7 @@ fn the_context_follows_the_cursor_to_the_next_line() {
             .unwrap_or_default()
     };
     assert!(
-        util(&fresh).contains("def unrelated_helper"),
+        util(&fresh).contains("return x * 2"),
         "{:?}",
         fresh.prompt.context
     );
@@ -397,11 +397,13 @@ fn the_context_follows_the_cursor_to_the_next_line() {
         ContextMode::Repo,
         &mut memo,
     );
-    assert!(!util(&same_line).contains("def unrelated_helper"));
+    // (The file's summary may show the signature; the whole definition is what the name
+    // near the cursor brings.)
+    assert!(!util(&same_line).contains("return x * 2"));
     let next = text.find("    return rows").unwrap() + 4;
     let next_line = assemble_memo(&e, &idx, &text, next, 700, ContextMode::Repo, &mut memo);
     assert!(
-        util(&next_line).contains("def unrelated_helper"),
+        util(&next_line).contains("return x * 2"),
         "{:?}",
         next_line.prompt.context
     );
@@ -597,4 +599,50 @@ fn a_member_written_on_an_imported_module_brings_its_members_not_used_yet() {
         a.sources
     );
     assert!(context.contains("def check_30(value):"), "{context}");
+}
+
+#[test]
+fn a_member_written_on_an_imported_class_brings_that_class_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let repo_dir = dir.path().join("paint");
+    std::fs::create_dir(&repo_dir).unwrap();
+    // A module with a class whose methods are long (not shown whole by a definition) and
+    // many top-level functions that a module summary would show instead.
+    let mut style = String::from("class Style:\n");
+    for name in ["parse", "combine", "null", "chain"] {
+        style.push_str(&format!("    @classmethod\n    def {name}(cls, value):\n"));
+        for i in 0..20 {
+            style.push_str(&format!("        value = value + {i}\n"));
+        }
+        style.push_str("        return value\n\n");
+    }
+    for i in 0..40 {
+        style.push_str(&format!("\n\ndef helper_{i}(v):\n    return v\n"));
+    }
+    std::fs::write(repo_dir.join("style.py"), &style).unwrap();
+    let mut main = String::from("from style import Style\n\n\ndef run(v):\n");
+    main.push_str("    a = Style.parse(v)\n    b = Style.combine(a)\n");
+    for i in 0..45 {
+        main.push_str(&format!("    v = v + {i}\n"));
+    }
+    let at_class = main.len() + "    return Style.".len();
+    main.push_str("    return Style.");
+    std::fs::write(repo_dir.join("main.py"), &main).unwrap();
+    let mut idx = Index::new(&repo_dir, WalkOptions::default()).unwrap();
+    idx.refresh();
+    let context = |a: &Assembled| -> String {
+        a.prompt
+            .context
+            .iter()
+            .map(|f| f.content.as_str())
+            .collect()
+    };
+    let a = assemble(&e, &idx, &main, at_class, 3000, ContextMode::Repo);
+    let c = context(&a);
+    // The class's unused members with their signatures, ahead of the module's functions.
+    assert!(c.contains("def null(cls, value):"), "{c} {:?}", a.sources);
+    assert!(c.contains("def chain(cls, value):"), "{c}");
+    assert!(c.contains("class Style:"), "{c}");
+    assert!(!c.contains("def helper_0(v):"), "{c}");
 }

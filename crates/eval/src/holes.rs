@@ -4,13 +4,18 @@
 //! A fourth kind, asked for by name, is the one CrossCodeEval selects: the rest of a line
 //! from the first use of a name that another file of the repository defines (a cross-file
 //! hole), where random holes mostly ask for local code that no context can add to.
+//! Like CrossCodeEval's static analysis, a cross-file name is one the file imports or a
+//! member written on one (`utils.name`, `Measurement.get`); a member on anything else
+//! (`lines[-1].append`, `url.protocol`) is a guess about a value's type, and a third of
+//! axios's cross-file holes were such guesses, often builtins that the repository happens
+//! to define too (session 13).
 //!
 //! Holes are cut in code only: a cursor inside a comment or a string (a docstring line, a
 //! message) asks for prose, which neither the model nor repository context can know, and
 //! such holes were a third of the line and mid-line holes in rich. Before session 11 they
 //! were cut there too, so older figures are not comparable.
 
-use moat_context::is_word;
+use moat_context::{is_word, receiver};
 use moat_index::{DefKind, Index, Lang};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -148,6 +153,31 @@ impl Syntax {
             node = n.parent();
         }
         false
+    }
+
+    /// Whether the name at `at` (`len` bytes), inside an import, is one the import binds:
+    /// `Console` in `from .console import Console` or `use crate::console::Console`, not
+    /// the module path (a parameter named `console` is not an imported name).
+    fn import_binds(&self, text: &str, at: usize, len: usize) -> bool {
+        let rest = &text[at + len..];
+        if [".", "::", "\\"].iter().any(|sep| rest.starts_with(sep)) {
+            return false;
+        }
+        let Some(tree) = &self.tree else {
+            return true;
+        };
+        let mut node = tree.root_node().descendant_for_byte_range(at, at + len);
+        while let Some(n) = node {
+            let parent = n.parent();
+            if parent.is_some_and(|p| {
+                p.kind() == "import_from_statement"
+                    && p.child_by_field_name("module_name") == Some(n)
+            }) {
+                return false;
+            }
+            node = parent;
+        }
+        true
     }
 
     /// Whether the line holding `byte` is a comment or inside a string from its first
@@ -302,7 +332,7 @@ fn cross_file_hole(
     let own: HashSet<&str> = syms.definitions.iter().map(|d| d.name.as_str()).collect();
     let uses = moat_index::extract::uses_of_tree(syms.lang, text, tree);
     let spans = line_spans(text);
-    let mut imported: HashSet<u32> = HashSet::new();
+    let mut imported: HashSet<&str> = HashSet::new();
     let mut used: HashSet<u32> = HashSet::new();
     let mut spots = Vec::new();
     for &(line, id) in &uses.uses {
@@ -316,7 +346,9 @@ fn cross_file_hole(
                 continue;
             }
             if syntax.in_import(at) {
-                imported.insert(id);
+                if syntax.import_binds(text, at, name.len()) {
+                    imported.insert(name);
+                }
             } else if first_use.is_none() {
                 first_use = Some(at);
             }
@@ -325,8 +357,11 @@ fn cross_file_hole(
         if !used.insert(id) || name.len() < 3 || own.contains(name) {
             continue;
         }
-        let member = text[..at].ends_with('.') || text[..at].ends_with("->");
-        if !member && !imported.contains(&id) {
+        let cross_file = match receiver(&text[..at]) {
+            Some(object) => imported.contains(object),
+            None => imported.contains(name),
+        };
+        if !cross_file {
             continue;
         }
         let end = s + text[s..e].trim_end().len();
@@ -508,11 +543,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("shapes.py"),
-            "class Canvas:\n    def paint_area(self, w):\n        return w\n\n\ndef make_canvas(size):\n    return Canvas()\n",
+            "class Canvas:\n    def paint_area(self, w):\n        return w\n\n\ndef make_canvas(size):\n    return Canvas()\n\n\ndef clear_canvas(c):\n    return c\n\n\ncolors = []\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("colors.py"),
+            "def mix(a, b):\n    return a\n",
         )
         .unwrap();
         let main = concat!(
+            "import shapes\n",
             "from shapes import make_canvas\n",
+            "from colors import mix\n",
             "\n",
             "def run(width):\n",
             "    # make_canvas(width) is called once\n",
@@ -520,10 +562,11 @@ mod tests {
             "    canvas = make_canvas(width)\n",
             "    canvas.paint_area(width)\n",
             "    other = make_canvas(2)\n",
+            "    shapes.clear_canvas(other)\n",
             "    return run_local(canvas)\n",
             "\n",
-            "def run_local(c):\n",
-            "    return c\n",
+            "def run_local(c, colors):\n",
+            "    return mix(c, colors)\n",
         );
         std::fs::write(dir.path().join("main.py"), main).unwrap();
         let mut index = Index::new(dir.path(), moat_index::WalkOptions::default()).unwrap();
@@ -537,11 +580,20 @@ mod tests {
         cut.sort();
         cut.dedup();
         // The imported function at its first call (not in the import, the comment, or its
-        // second call) and the method another file defines; not `width` (a local), not
-        // `run_local` (defined here).
-        assert_eq!(cut, ["make_canvas(width)", "paint_area(width)"]);
+        // second call) and the member of the imported module; not `paint_area` (written on
+        // a local, whose type only a type checker knows), not `width` (a local), not
+        // `run_local` (defined here), not the parameter `colors` (the imported module
+        // path has its name, and shapes.py defines it, but the import binds only `mix`).
+        assert_eq!(
+            cut,
+            [
+                "clear_canvas(other)",
+                "make_canvas(width)",
+                "mix(c, colors)"
+            ]
+        );
         let holes = sample_from(&index, &["main.py".into()], 5, 1, &[HoleKind::CrossFile]);
-        assert_eq!(holes.len(), 2, "only two places qualify");
+        assert_eq!(holes.len(), 3, "only three places qualify");
         assert!(holes.iter().all(|h| h.kind == HoleKind::CrossFile));
         assert_eq!(HoleKind::from_name("cross_file"), Some(HoleKind::CrossFile));
     }
