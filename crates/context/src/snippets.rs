@@ -414,9 +414,10 @@ fn summary_lines<'d>(
     lines
 }
 
-fn summary(kind: SourceKind, path: String, lines: Vec<u32>, file_text: Rc<str>) -> Option<Snippet> {
+/// A file summary of `lines`, unless empty.
+fn summary(path: String, lines: Vec<u32>, file_text: Rc<str>) -> Option<Snippet> {
     (!lines.is_empty()).then(|| Snippet {
-        kind,
+        kind: SourceKind::Import,
         text: show(&file_text, &lines),
         path,
         lines,
@@ -471,7 +472,7 @@ pub fn members(
         .collect();
     defs.sort_by_key(|d| (!d.name.starts_with(typed), used.contains(d.name.as_str())));
     let lines = summary_lines(class.into_iter().chain(defs), &file_text);
-    summary(SourceKind::Import, f, lines, file_text)
+    summary(f, lines, file_text)
 }
 
 /// A summary of each repository file the document (`text`) imports, but `skip` (the one
@@ -490,7 +491,7 @@ pub fn imports(files: &Files, index: &Index, path: &str, skip: Option<&str>) -> 
             };
             let defs = syms.definitions.iter().filter(|d| d.scope.is_empty());
             let lines = summary_lines(defs, &file_text);
-            out.extend(summary(SourceKind::Import, f, lines, file_text));
+            out.extend(summary(f, lines, file_text));
             if out.len() >= LIST {
                 return out;
             }
