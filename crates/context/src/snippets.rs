@@ -345,15 +345,22 @@ fn used_as_member(text: &str, name: &str) -> bool {
 
 /// The object a member is being written on: `utils` in `utils.isD` or `utils.`.
 pub fn receiver(before: &str) -> Option<&str> {
+    member_access(before).map(|(_, name)| name)
+}
+
+/// `before` split at the object a member is being written on: the text ahead of it and
+/// the object (`("    if (", "utils")` for `    if (utils.isD`).
+fn member_access(before: &str) -> Option<(&str, &str)> {
     let is_word = lines::is_word;
     let t = before.trim_end_matches(is_word);
     let t = t
         .strip_suffix('.')
         .or_else(|| t.strip_suffix("->"))
         .or_else(|| t.strip_suffix("::"))?;
-    let name = &t[t.trim_end_matches(is_word).len()..];
+    let ahead = t.trim_end_matches(is_word);
+    let name = &t[ahead.len()..];
     name.starts_with(|c: char| !c.is_ascii_digit() && is_word(c))
-        .then_some(name)
+        .then_some((ahead, name))
 }
 
 /// Whether an import line binds `name` (makes it a name of the document) rather than
@@ -438,17 +445,12 @@ pub fn members(
     text: &str,
     before: &str,
 ) -> Option<Snippet> {
-    let receiver = receiver(before)?;
-    let typed = &before[before.trim_end_matches(lines::is_word).len()..];
+    let (ahead, receiver) = member_access(before)?;
     // `self.console.` is an attribute's member, whatever the imports say.
-    let ahead = &before[..before.len() - typed.len()];
-    let ahead = [".", "->", "::"]
-        .iter()
-        .find_map(|sep| ahead.strip_suffix(sep))?;
-    let ahead = &ahead[..ahead.len() - receiver.len()];
     if ahead.ends_with('.') || ahead.ends_with("->") {
         return None;
     }
+    let typed = &before[before.trim_end_matches(lines::is_word).len()..];
     let doc_lines: Vec<&str> = text.split('\n').collect();
     let imp = index.imports_of(path).into_iter().find(|imp| {
         doc_lines
