@@ -15,6 +15,9 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// What the update benchmark types into each open document, a keystroke at a time.
+const TYPED: &str = "x = 1";
+
 thread_local! {
     static PARSER: RefCell<Extractor> = RefCell::new(Extractor::new());
 }
@@ -78,6 +81,7 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
         .map(String::from)
         .collect();
     let mut lat = Vec::new();
+    let mut typed = Vec::new();
     let step = (small.len() / updates.max(1)).max(1);
     for (n, p) in small.iter().step_by(step).take(updates).enumerate() {
         let Ok((lang, mut text)) = walk::read_source(&root.join(p), &WalkOptions::default()) else {
@@ -90,11 +94,27 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
         let t = Instant::now();
         idx.update_text(p, lang, &text);
         lat.push(t.elapsed().as_secs_f64() * 1e3);
+        // Then keystrokes in the now open document, at the start of its middle line: each
+        // re-parses from the previous tree.
+        let middle = text.len() / 2;
+        let mut at = text[..middle].rfind('\n').map_or(0, |i| i + 1);
+        for c in TYPED.chars() {
+            text.insert(at, c);
+            at += c.len_utf8();
+            let t = Instant::now();
+            idx.update_text(p, lang, &text);
+            typed.push(t.elapsed().as_secs_f64() * 1e3);
+        }
     }
     let (p50, p95) = if lat.is_empty() {
         (f64::NAN, f64::NAN)
     } else {
         (percentile(&mut lat, 0.5), percentile(&mut lat, 0.95))
+    };
+    let (typed50, typed95) = if typed.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        (percentile(&mut typed, 0.5), percentile(&mut typed, 0.95))
     };
     let mb = bytes as f64 / 1e6;
     let ratio = parse_s / full_s;
@@ -122,6 +142,9 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
                 "update_ms_p50": (p50 * 100.0).round() / 100.0,
                 "update_ms_p95": (p95 * 100.0).round() / 100.0,
                 "updates": lat.len(),
+                "keystroke_ms_p50": (typed50 * 100.0).round() / 100.0,
+                "keystroke_ms_p95": (typed95 * 100.0).round() / 100.0,
+                "keystrokes": typed.len(),
             })
         );
     } else {
@@ -149,6 +172,10 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
         println!(
             "update       p50 {p50:.2} ms, p95 {p95:.2} ms over {} files",
             lat.len()
+        );
+        println!(
+            "keystroke    p50 {typed50:.2} ms, p95 {typed95:.2} ms over {} keystrokes in those files",
+            typed.len()
         );
     }
     Ok(())

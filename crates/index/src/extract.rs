@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use streaming_iterator::StreamingIterator;
-use tree_sitter::{Node, Parser, QueryCursor, Tree};
+use tree_sitter::{InputEdit, Node, Parser, Point, QueryCursor, Tree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DefKind {
@@ -158,13 +158,25 @@ impl Extractor {
     /// The syntax tree of `text`; `None` only if tree-sitter gives up (it recovers from
     /// syntax errors, so this is rare).
     pub fn parse(&mut self, lang: Lang, text: &str) -> Option<Tree> {
+        self.reparse(lang, text, None)
+    }
+
+    /// The syntax tree of `text`, reusing `old`: the tree of the text `text` was edited
+    /// from (in `lang`). tree-sitter then re-parses only around the edit, so a keystroke in
+    /// a long open document costs a fraction of a whole parse.
+    pub fn reparse(&mut self, lang: Lang, text: &str, old: Option<(&Tree, &str)>) -> Option<Tree> {
         let parser = self.parsers.entry(lang).or_insert_with(|| {
             let mut p = Parser::new();
             p.set_language(&lang.grammar())
                 .expect("grammar ABI is checked by the query test");
             p
         });
-        parser.parse(text, None)
+        let edited = old.map(|(tree, old_text)| {
+            let mut tree = tree.clone();
+            tree.edit(&edit_between(old_text, text));
+            tree
+        });
+        parser.parse(text, edited.as_ref())
     }
 
     pub fn extract(&mut self, lang: Lang, text: &str) -> Option<FileSymbols> {
@@ -180,6 +192,42 @@ impl Extractor {
             uses_of_tree(lang, text, &tree),
         ))
     }
+}
+
+/// The one edit that turns `old` into `new`: everything between the bytes they share at
+/// the start and at the end is replaced. An editor's keystroke or paste is exactly that, and
+/// a wider span than the real change only costs tree-sitter some re-parsing, never a wrong
+/// tree.
+pub fn edit_between(old: &str, new: &str) -> InputEdit {
+    let (a, b) = (old.as_bytes(), new.as_bytes());
+    let start = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let room = a.len().min(b.len()) - start;
+    let tail = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(room)
+        .take_while(|(x, y)| x == y)
+        .count();
+    InputEdit {
+        start_byte: start,
+        old_end_byte: a.len() - tail,
+        new_end_byte: b.len() - tail,
+        start_position: point_at(a, start),
+        old_end_position: point_at(a, a.len() - tail),
+        new_end_position: point_at(b, b.len() - tail),
+    }
+}
+
+/// Row and byte column of byte `at`.
+fn point_at(text: &[u8], at: usize) -> Point {
+    let before = &text[..at];
+    let row = before.iter().filter(|c| **c == b'\n').count();
+    let column = before
+        .iter()
+        .rposition(|c| *c == b'\n')
+        .map_or(at, |nl| at - nl - 1);
+    Point { row, column }
 }
 
 struct RawDef<'t> {

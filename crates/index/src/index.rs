@@ -2,7 +2,9 @@
 //! postings built from them, kept in step with the files one file at a time.
 
 use crate::error::{IndexError, Result};
-use crate::extract::{Definition, Extractor, FileSymbols, Import, Uses};
+use crate::extract::{
+    extract_tree, uses_of_tree, Definition, Extractor, FileSymbols, Import, Uses,
+};
 use crate::lang::Lang;
 use crate::resolve::{self, FileSet};
 use crate::similar::{chunks, Bm25, Chunks, IdChunk};
@@ -17,6 +19,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tree_sitter::Tree;
 
 /// What the index keeps of one file; this is also what is persisted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,8 +84,19 @@ pub struct Index {
     bm25: Bm25,
     go_module: Option<String>,
     skipped: SkipCounts,
-    /// Uses of the documents last given to `update_text`, by path: (content hash, uses).
-    open_uses: Vec<(String, [u8; 16], Uses)>,
+    /// The documents last given to `update_text`, most recent last.
+    open: Vec<OpenDoc>,
+}
+
+/// An open document as last parsed: its uses serve `referenced_definitions`, its text and
+/// tree the next edit's incremental parse.
+struct OpenDoc {
+    path: String,
+    hash: [u8; 16],
+    lang: Lang,
+    text: String,
+    tree: Tree,
+    uses: Uses,
 }
 
 thread_local! {
@@ -123,8 +137,8 @@ fn uses_of(lang: Lang, text: &str) -> Uses {
         .unwrap_or_default()
 }
 
-/// Open documents whose uses are kept (the ones being edited, most recent last).
-const OPEN_USES: usize = 16;
+/// Open documents whose text, tree and uses are kept (the ones being edited).
+const OPEN_DOCS: usize = 16;
 
 impl Index {
     /// An empty index of `root` (see `refresh` and `persist::load`).
@@ -152,7 +166,7 @@ impl Index {
             bm25: Bm25::default(),
             go_module,
             skipped: SkipCounts::new(),
-            open_uses: Vec::new(),
+            open: Vec::new(),
         })
     }
 
@@ -265,10 +279,12 @@ impl Index {
             .filter_map(|(rel, _)| self.files.get(rel).map(|e| (rel.clone(), e.hash)))
             .collect();
         // Read, vet and parse on all cores; the tables are updated afterwards, in order.
+        let t_walk = t0.elapsed();
         let results: Vec<(String, std::result::Result<Option<Parsed>, Skip>)> = todo
             .par_iter()
             .map(|(rel, abs)| (rel.clone(), read_and_parse(abs, &opts, known.get(rel))))
             .collect();
+        let t_parse = t0.elapsed();
         let mut parsed = 0;
         // A first build only files the entries here; the lookup tables are then derived from
         // all of them at once, in parallel, as a reload does (`restore`).
@@ -300,11 +316,21 @@ impl Index {
                 }
             }
         }
+        let t_file = t0.elapsed();
         if first && !self.files.is_empty() {
             let terms = std::mem::take(&mut self.bm25).into_vocabulary();
             let files = std::mem::take(&mut self.files);
             self.restore(terms, files);
         }
+        // Where a refresh spends its time (`MOAT_LOG=moat_index=debug`): the walk and the
+        // filing are serial, the parse is not.
+        tracing::debug!(
+            walk = ?t_walk,
+            parse = ?(t_parse - t_walk),
+            file = ?(t_file - t_parse),
+            tables = ?(t0.elapsed() - t_file),
+            "refresh phases"
+        );
         let gone: Vec<String> = self
             .files
             .keys()
@@ -379,16 +405,31 @@ impl Index {
         if self.files.get(rel).is_some_and(|e| e.hash == h) && self.open_uses(rel, &h).is_some() {
             return;
         }
-        let Some((symbols, uses)) =
-            EXTRACTOR.with(|e| e.borrow_mut().extract_with_uses(lang, text))
-        else {
+        // The document's previous tree, when it is still in the same language.
+        let old = self.open.iter().position(|d| d.path == rel);
+        let previous = old
+            .map(|i| &self.open[i])
+            .filter(|d| d.lang == lang)
+            .map(|d| (&d.tree, d.text.as_str()));
+        let Some(tree) = EXTRACTOR.with(|e| e.borrow_mut().reparse(lang, text, previous)) else {
             return;
         };
-        self.open_uses.retain(|(p, _, _)| p != rel);
-        if self.open_uses.len() >= OPEN_USES {
-            self.open_uses.remove(0);
+        let symbols = extract_tree(lang, text, &tree);
+        let uses = uses_of_tree(lang, text, &tree);
+        if let Some(i) = old {
+            self.open.remove(i);
         }
-        self.open_uses.push((rel.to_string(), h, uses));
+        if self.open.len() >= OPEN_DOCS {
+            self.open.remove(0);
+        }
+        self.open.push(OpenDoc {
+            path: rel.to_string(),
+            hash: h,
+            lang,
+            text: text.to_string(),
+            tree,
+            uses,
+        });
         if self.files.get(rel).is_some_and(|e| e.hash == h) {
             return;
         }
@@ -511,10 +552,10 @@ impl Index {
     }
 
     fn open_uses(&self, rel: &str, h: &[u8; 16]) -> Option<&Uses> {
-        self.open_uses
+        self.open
             .iter()
-            .find(|(p, ph, _)| p == rel && ph == h)
-            .map(|(_, _, u)| u)
+            .find(|d| d.path == rel && d.hash == *h)
+            .map(|d| &d.uses)
     }
 
     /// The imports of a file and the repository files they resolve to.
