@@ -2,6 +2,9 @@
 //! sequence of edits, adds, deletes and renames; the persisted index reloads as it was and a
 //! damaged one is rebuilt; bad files are skipped with a reason, never a panic or a hang.
 
+mod common;
+
+use common::Rng;
 use moat_index::{persist, Index, Skip, WalkOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,17 +34,6 @@ fn rebuilt(root: &Path) -> Index {
     let mut idx = Index::new(root, WalkOptions::default()).unwrap();
     idx.refresh();
     idx
-}
-
-/// A small deterministic generator, so that a failure names its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 fn source(rng: &mut Rng) -> String {

@@ -3,19 +3,16 @@
 //! typing leaves on the way, what is extracted must equal what a fresh parse of the same
 //! text gives: the index must not depend on a document's history.
 
+mod common;
+
+use common::Rng;
 use moat_index::extract::{edit_between, extract_tree, uses_of_tree};
 use moat_index::{Extractor, Lang};
 use std::path::Path;
 
-/// A small deterministic generator, so that a failure names its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
+/// A number below `n`.
+fn below(rng: &mut Rng, n: usize) -> usize {
+    rng.next(n as u64) as usize
 }
 
 const PYTHON: &str = r#"import os
@@ -101,7 +98,7 @@ public class Store {
 /// source pasted somewhere else.
 fn edit(rng: &mut Rng, text: &str, source: &str) -> String {
     let at = |rng: &mut Rng, s: &str| {
-        let mut i = rng.next(s.len() + 1);
+        let mut i = below(rng, s.len() + 1);
         while !s.is_char_boundary(i) {
             i -= 1;
         }
@@ -109,16 +106,16 @@ fn edit(rng: &mut Rng, text: &str, source: &str) -> String {
     };
     let i = at(rng, text);
     let mut out = text.to_string();
-    match rng.next(3) {
+    match below(rng, 3) {
         0 => {
             const TYPED: &[&str] = &[
                 "(", ")", "{", "}", ":", ";", ",", ".", "=", "\n", " ", "x", "\"", "'", "def ",
                 "fn ",
             ];
-            out.insert_str(i, TYPED[rng.next(TYPED.len())]);
+            out.insert_str(i, TYPED[below(rng, TYPED.len())]);
         }
         1 => {
-            let mut j = (i + 1 + rng.next(40)).min(text.len());
+            let mut j = (i + 1 + below(rng, 40)).min(text.len());
             while !text.is_char_boundary(j) {
                 j -= 1;
             }
@@ -126,7 +123,7 @@ fn edit(rng: &mut Rng, text: &str, source: &str) -> String {
         }
         _ => {
             let a = at(rng, source);
-            let mut b = (a + 1 + rng.next(60)).min(source.len());
+            let mut b = (a + 1 + below(rng, 60)).min(source.len());
             while !source.is_char_boundary(b) {
                 b -= 1;
             }
