@@ -8,6 +8,11 @@
 //! Latency is request sent → response received. Keystrokes that type the next character
 //! of the completion on screen must be answered by the typing-through cache; the server's
 //! counters tell whether the model was called for them.
+//!
+//! With `--lines N` each site is N consecutive lines, removed together and typed back one
+//! after another: after each line an Enter (a newline and the next line's indentation, as
+//! an editor's auto-indent types it) and one request at the new line, waited for. That is
+//! the next-line case, the one a developer writing new code meets most.
 
 use anyhow::{bail, Context, Result};
 use moat_index::Lang;
@@ -20,9 +25,12 @@ use std::time::{Duration, Instant};
 pub struct Args {
     /// A file in the repository to complete in.
     file: std::path::PathBuf,
-    /// Lines to type.
+    /// Places to type at.
     #[arg(long, default_value_t = 12)]
     sites: usize,
+    /// Consecutive lines typed at each place.
+    #[arg(long, default_value_t = 1)]
+    lines: usize,
     /// Typing speed, characters per second.
     #[arg(long, default_value_t = 8.0)]
     cps: f64,
@@ -84,6 +92,9 @@ fn sites(text: &str, n: usize) -> Vec<usize> {
 struct Figures {
     cold: Vec<f64>,
     cold_empty: usize,
+    /// First requests at the line after an Enter.
+    next_line: Vec<f64>,
+    next_line_empty: usize,
     /// Answered typing requests: (latency ms, from the cache by the counters).
     typing: Vec<f64>,
     typing_model: Vec<f64>,
@@ -110,6 +121,9 @@ pub fn run(a: Args, threads: usize) -> Result<()> {
         .with_context(|| format!("{}: not a language moat knows", file.display()))?;
     if !(a.cps > 0.0 && a.cps <= 100.0) {
         bail!("--cps must be between 0 and 100");
+    }
+    if !(1..=50).contains(&a.lines) {
+        bail!("--lines must be between 1 and 50");
     }
     let dir = file.parent().context("the file has no directory")?;
     let root = moat_index::git::discover(dir)
@@ -154,14 +168,21 @@ pub fn run(a: Args, threads: usize) -> Result<()> {
     let before = c.status()?;
     let mut f = Figures::default();
 
-    for &line in &sites {
-        let full = lines[line].trim_end_matches(['\n', '\r']);
-        let indent = &full[..full.len() - full.trim_start().len()];
-        let code = full.trim_start();
-        let mut doc: String = lines[..line].concat();
+    for &site in &sites {
+        let run = &lines[site..(site + a.lines).min(lines.len())];
+        let parts: Vec<(&str, &str, &str)> = run
+            .iter()
+            .map(|l| {
+                let full = l.trim_end_matches(['\n', '\r']);
+                let code = full.trim_start();
+                (&full[..full.len() - code.len()], code, &l[full.len()..])
+            })
+            .collect();
+        let (indent, _, ending) = parts[0];
+        let mut doc: String = lines[..site].concat();
         doc.push_str(indent);
-        doc.push_str(&lines[line][full.len()..]);
-        doc.push_str(&lines[line + 1..].concat());
+        doc.push_str(ending);
+        doc.push_str(&lines[site + run.len()..].concat());
         version += 1;
         c.notify(
             "textDocument/didChange",
@@ -170,91 +191,144 @@ pub fn run(a: Args, threads: usize) -> Result<()> {
         let mut col = utf16_len(indent);
         // Cold: the first request at a new place.
         let sent = Instant::now();
-        let id = c.inline_async(&uri, line as u32, col)?;
+        let id = c.inline_async(&uri, site as u32, col)?;
         let r = c.wait(id, ANSWER)?;
         f.cold.push(sent.elapsed().as_secs_f64() * 1e3);
         let mut shown = first_item(&r);
         if shown.is_empty() {
             f.cold_empty += 1;
         }
-        // Typing the line back.
-        let mut pending: Option<(i64, Instant, bool)> = None;
-        let mut next_key = Instant::now() + period;
-        for ch in code.chars() {
-            // Read answers until the next keystroke is due.
-            for (rid, m) in c.poll(next_key)? {
-                if let Some((pid, sent, matched)) = pending {
-                    if pid == rid {
-                        let ms = sent.elapsed().as_secs_f64() * 1e3;
-                        f.typing.push(ms);
-                        if !matched {
-                            f.typing_model.push(ms);
-                        }
-                        shown = first_item(&m);
-                        pending = None;
-                    }
-                }
-            }
-            if let Some((pid, ..)) = pending.take() {
-                c.cancel(pid)?;
-                f.cancelled += 1;
-                shown.clear(); // nothing on screen for the user now
-            }
-            let matched = shown.starts_with(ch);
-            let calls_before = if matched {
-                counter(&c.status()?, "model_calls")
-            } else {
-                0
-            };
-            version += 1;
-            c.notify(
-                "textDocument/didChange",
-                json!({
-                    "textDocument": {"uri": uri, "version": version},
-                    "contentChanges": [{
-                        "range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col}},
-                        "text": ch.to_string(),
-                    }],
-                }),
-            )?;
-            col += ch.len_utf16() as u32;
-            f.keystrokes += 1;
-            let sent = Instant::now();
-            let id = c.inline_async(&uri, line as u32, col)?;
-            next_key += period;
-            if matched {
-                // The cache answers at once; the model must not have been asked.
-                f.matched += 1;
+        for (k, &(indent, code, _)) in parts.iter().enumerate() {
+            let line = (site + k) as u32;
+            if k > 0 {
+                // Enter at the end of the line above, auto-indented.
+                let ending = parts[k - 1].2;
+                let ending = if ending.is_empty() { "\n" } else { ending };
+                version += 1;
+                c.notify(
+                    "textDocument/didChange",
+                    json!({
+                        "textDocument": {"uri": uri, "version": version},
+                        "contentChanges": [{
+                            "range": {"start": {"line": line - 1, "character": col}, "end": {"line": line - 1, "character": col}},
+                            "text": format!("{ending}{indent}"),
+                        }],
+                    }),
+                )?;
+                col = utf16_len(indent);
+                let sent = Instant::now();
+                let id = c.inline_async(&uri, line, col)?;
                 let r = c.wait(id, ANSWER)?;
-                let ms = sent.elapsed().as_secs_f64() * 1e3;
-                f.typing.push(ms);
-                let expected = shown[ch.len_utf8()..].to_string();
-                let calls = counter(&c.status()?, "model_calls") - calls_before;
-                if expected.is_empty() {
-                    f.finished += 1;
-                    f.finished_model_calls += calls;
-                } else {
-                    f.matched_model_calls += calls;
-                }
+                f.next_line.push(sent.elapsed().as_secs_f64() * 1e3);
                 shown = first_item(&r);
-                if !expected.is_empty() && shown != expected {
-                    tracing::warn!("typed through {expected:?} but got {shown:?}");
+                if shown.is_empty() {
+                    f.next_line_empty += 1;
                 }
-            } else {
-                pending = Some((id, sent, false));
             }
-        }
-        if let Some((pid, sent, _)) = pending {
-            c.wait(pid, ANSWER)?;
-            let ms = sent.elapsed().as_secs_f64() * 1e3;
-            f.typing.push(ms);
-            f.typing_model.push(ms);
+            type_line(
+                &mut c,
+                &uri,
+                &mut version,
+                line,
+                &mut col,
+                code,
+                &mut shown,
+                period,
+                &mut f,
+            )?;
         }
     }
     let after = c.status()?;
     let delta = |k: &str| counter(&after, k) - counter(&before, k);
     let _ = c.shutdown(Duration::from_secs(10));
     report(&a, threads, &file, &f, ready_s, &delta, &after)
+}
+
+/// Types `code` at `line` from `col`, a request per keystroke; the previous request is
+/// cancelled when still unanswered at the next keystroke, as VS Code does.
+#[allow(clippy::too_many_arguments)]
+fn type_line(
+    c: &mut Client,
+    uri: &str,
+    version: &mut i32,
+    line: u32,
+    col: &mut u32,
+    code: &str,
+    shown: &mut String,
+    period: Duration,
+    f: &mut Figures,
+) -> Result<()> {
+    let mut pending: Option<(i64, Instant)> = None;
+    let mut next_key = Instant::now() + period;
+    for ch in code.chars() {
+        // Read answers until the next keystroke is due.
+        for (rid, m) in c.poll(next_key)? {
+            if let Some((pid, sent)) = pending {
+                if pid == rid {
+                    let ms = sent.elapsed().as_secs_f64() * 1e3;
+                    f.typing.push(ms);
+                    f.typing_model.push(ms);
+                    *shown = first_item(&m);
+                    pending = None;
+                }
+            }
+        }
+        if let Some((pid, _)) = pending.take() {
+            c.cancel(pid)?;
+            f.cancelled += 1;
+            shown.clear(); // nothing on screen for the user now
+        }
+        let matched = shown.starts_with(ch);
+        let calls_before = if matched {
+            counter(&c.status()?, "model_calls")
+        } else {
+            0
+        };
+        *version += 1;
+        c.notify(
+            "textDocument/didChange",
+            json!({
+                "textDocument": {"uri": uri, "version": *version},
+                "contentChanges": [{
+                    "range": {"start": {"line": line, "character": *col}, "end": {"line": line, "character": *col}},
+                    "text": ch.to_string(),
+                }],
+            }),
+        )?;
+        *col += ch.len_utf16() as u32;
+        f.keystrokes += 1;
+        let sent = Instant::now();
+        let id = c.inline_async(uri, line, *col)?;
+        next_key += period;
+        if matched {
+            // The cache answers at once; the model must not have been asked.
+            f.matched += 1;
+            let r = c.wait(id, ANSWER)?;
+            f.typing.push(sent.elapsed().as_secs_f64() * 1e3);
+            let expected = shown[ch.len_utf8()..].to_string();
+            let calls = counter(&c.status()?, "model_calls") - calls_before;
+            if expected.is_empty() {
+                f.finished += 1;
+                f.finished_model_calls += calls;
+            } else {
+                f.matched_model_calls += calls;
+            }
+            *shown = first_item(&r);
+            if !expected.is_empty() && *shown != expected {
+                tracing::warn!("typed through {expected:?} but got {shown:?}");
+            }
+        } else {
+            pending = Some((id, sent));
+        }
+    }
+    if let Some((pid, sent)) = pending {
+        let r = c.wait(pid, ANSWER)?;
+        let ms = sent.elapsed().as_secs_f64() * 1e3;
+        f.typing.push(ms);
+        f.typing_model.push(ms);
+        *shown = first_item(&r);
+    }
+    Ok(())
 }
 
 fn report(
@@ -275,7 +349,9 @@ fn report(
         "chars_per_second": a.cps,
         "ready_s": (ready_s * 10.0).round() / 10.0,
         "sites": f.cold.len(),
+        "lines_per_site": a.lines,
         "cold_ms": {"p50": r(percentile(&f.cold, 0.5)), "p95": r(percentile(&f.cold, 0.95)), "empty": f.cold_empty},
+        "next_line_ms": {"lines": f.next_line.len(), "p50": r(percentile(&f.next_line, 0.5)), "p95": r(percentile(&f.next_line, 0.95)), "empty": f.next_line_empty},
         "typing_ms": {
             "answered": f.typing.len(),
             "p50": r(percentile(&f.typing, 0.5)),
@@ -318,6 +394,15 @@ fn report(
         ms(&out["cold_ms"]["p95"]),
         f.cold_empty
     );
+    if !f.next_line.is_empty() {
+        println!(
+            "next line  {} lines after an Enter: p50 {}, p95 {} ({} empty)",
+            f.next_line.len(),
+            ms(&out["next_line_ms"]["p50"]),
+            ms(&out["next_line_ms"]["p95"]),
+            f.next_line_empty
+        );
+    }
     let t = &out["typing_ms"];
     println!(
         "typing     {} keystrokes at {} chars/s; {} answered: p50 {}, p95 {}; those the model answered: p50 {}, p95 {}",

@@ -89,6 +89,11 @@ pub struct RepoArgs {
     /// hour: for iterating on the context.
     #[arg(long)]
     retrieval_only: bool,
+    /// Repo mode with the context chosen this many lines above each hole and kept, as the
+    /// language server on a CPU keeps it while new code is written line after line (up to
+    /// 7 lines there): what that costs.
+    #[arg(long, default_value_t = 0)]
+    stale_lines: u32,
     #[command(flatten)]
     common: Common,
 }
@@ -193,6 +198,9 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
     if holes.is_empty() {
         bail!("no place for a hole in the chosen files");
     }
+    if a.stale_lines > 1000 {
+        bail!("--stale-lines must be at most 1000");
+    }
     let mut engine = load_engine(&a.common)?;
     let settings = repo::Settings {
         repo_name: root
@@ -209,6 +217,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
             .with_context(|| format!("unknown style `{}` (comments, repo)", a.style))?,
         keep_prompts: a.prompts,
         retrieval_only: a.retrieval_only,
+        stale_lines: a.stale_lines,
     };
     let bar = crate::progress::bar((holes.len() * modes.len()) as u64, "completions");
     let verbose = a.common.verbose;

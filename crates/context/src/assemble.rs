@@ -19,6 +19,15 @@ use std::collections::BTreeMap;
 /// Lines the start of a budget-cut window moves by.
 const WINDOW_STEP: u32 = 16;
 
+/// Lines the cursor may move down from where the repository context was chosen and keep
+/// it, on a CPU (see [`ContextMemo::keeping`]). Writing new code moves the cursor down a
+/// line at a time; context chosen afresh at every Enter changed the head of the prompt,
+/// and the engine recomputed all of it: `moat bench lsp --lines 4` saw 7 of 12 next lines
+/// prefill ~1,450 tokens anew (10 s on a CPU without AMX) against ~0.4 s for the others.
+/// It costs retrieval: the context then holds the answer's name less often (`moat eval
+/// repo --stale-lines`).
+pub const MEMO_LINES: u32 = 8;
+
 /// Prompt tokens, markup included, and how they are shared.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
@@ -150,11 +159,42 @@ impl ContextStyle {
     }
 }
 
-/// The ranked context of the last cursor line (see `Assembler::assemble_memo`).
-#[derive(Default)]
+/// The ranked context chosen for a cursor line (see `Assembler::assemble_memo`).
 pub struct ContextMemo {
+    /// The document and the cursor line it was chosen at.
     key: Option<(String, u32)>,
     ranked: Vec<(Snippet, f32)>,
+    /// Lines it serves: its own and those below it.
+    lines: u32,
+}
+
+impl Default for ContextMemo {
+    /// Kept on its own line only.
+    fn default() -> Self {
+        Self::keeping(1)
+    }
+}
+
+impl ContextMemo {
+    /// A memo that serves the line it was chosen at and the `lines - 1` below it (at least
+    /// its own line).
+    pub fn keeping(lines: u32) -> Self {
+        Self {
+            key: None,
+            ranked: Vec::new(),
+            lines: lines.max(1),
+        }
+    }
+
+    /// Changes how far down the context is kept; what is kept stays.
+    pub fn set_lines(&mut self, lines: u32) {
+        self.lines = lines.max(1);
+    }
+
+    /// Whether the context chosen at the memo's line still serves `line` of `path`.
+    fn serves(&self, path: &str, line: u32) -> bool {
+        matches!(&self.key, Some((p, at)) if p == path && (*at..at.saturating_add(self.lines)).contains(&line))
+    }
 }
 
 /// A snippet with its fused score and its token cost as counted when it was chosen.
@@ -178,10 +218,12 @@ impl Assembler<'_> {
         self.assemble_memo(req, index, mode, &mut ContextMemo::default())
     }
 
-    /// Like `assemble`, reusing the repository context chosen for the same cursor line by
-    /// the previous call (kept in `memo`). While a line is typed its new names would change
-    /// the context at the head of the prompt, and the engine would recompute all of it (on
-    /// a CPU, seconds) for a keystroke; the context follows the cursor to the next line.
+    /// Like `assemble`, reusing the repository context that an earlier call chose (kept in
+    /// `memo`) while the cursor stays on its line or, as the memo says, the next few below.
+    /// While a line is typed its new names would change the context at the head of the
+    /// prompt, and the engine would recompute all of it (on a CPU, seconds) for a keystroke;
+    /// so would each Enter while new code is written line after line. The context is
+    /// chosen afresh when the cursor goes up, further down, or to another document.
     pub fn assemble_memo(
         &self,
         req: &Request,
@@ -292,10 +334,9 @@ impl Assembler<'_> {
         if let (ContextMode::Repo, Some(index)) = (mode, index) {
             let limit = repo_max.min(avail.saturating_sub(used));
             let files = Files::new(index, req.path, text);
-            let key = (req.path.to_string(), cursor_line);
-            if memo.key.as_ref() != Some(&key) {
+            if !memo.serves(req.path, cursor_line) {
                 memo.ranked = self.ranked(&files, index, req, before, cursor_line);
-                memo.key = Some(key);
+                memo.key = Some((req.path.to_string(), cursor_line));
             }
             let ranked = memo.ranked.clone();
             let mut spent = 0;

@@ -356,21 +356,24 @@ fn typing_on_a_line_keeps_the_head_of_the_prompt() {
     }
 }
 
+/// The repository context files of an assembled prompt.
+fn context_of(a: &Assembled) -> Vec<(String, String)> {
+    a.prompt
+        .context
+        .iter()
+        .map(|f| (f.path.clone(), f.content.clone()))
+        .collect()
+}
+
 #[test]
-fn the_context_follows_the_cursor_to_the_next_line() {
+fn the_context_stays_for_the_next_lines_and_is_chosen_afresh_beyond() {
     let (_d, e, idx, main, cursor) = setup();
     // Without a memo, a name completed on the line brings its definition (short: whole).
     let typed = "l) + unrelated_helper(l) for l";
     let line_end = main[cursor..].find('\n').map_or(main.len(), |i| cursor + i);
     let text = format!("{}{typed}{}", &main[..cursor], &main[line_end..]);
-    let fresh = assemble(
-        &e,
-        &idx,
-        &text,
-        cursor + typed.len(),
-        700,
-        ContextMode::Repo,
-    );
+    let at = cursor + typed.len();
+    let fresh = assemble(&e, &idx, &text, at, 700, ContextMode::Repo);
     let util = |a: &Assembled| {
         a.prompt
             .context
@@ -384,29 +387,80 @@ fn the_context_follows_the_cursor_to_the_next_line() {
         "{:?}",
         fresh.prompt.context
     );
-    // With the memo of the same line it is not there yet; on the next line it is.
+    // With the memo of the same line, taken before the name was typed, it is not there.
     let mut memo = ContextMemo::default();
     let base = format!("{}{}", &main[..cursor], &main[line_end..]);
     assemble_memo(&e, &idx, &base, cursor, 700, ContextMode::Repo, &mut memo);
-    let same_line = assemble_memo(
+    let same_line = assemble_memo(&e, &idx, &text, at, 700, ContextMode::Repo, &mut memo);
+    // (The file's summary may show the signature; the whole definition is what the name
+    // near the cursor brings.)
+    assert!(!util(&same_line).contains("return x * 2"));
+    // A memo kept for its own line only chooses afresh on the next line.
+    let next = text.find("    return rows").unwrap() + 4;
+    let mut own_line = ContextMemo::default();
+    assemble_memo(
+        &e,
+        &idx,
+        &base,
+        cursor,
+        700,
+        ContextMode::Repo,
+        &mut own_line,
+    );
+    let after_enter = assemble_memo(&e, &idx, &text, next, 700, ContextMode::Repo, &mut own_line);
+    let next_fresh = assemble(&e, &idx, &text, next, 700, ContextMode::Repo);
+    assert_eq!(context_of(&after_enter), context_of(&next_fresh));
+    assert_ne!(context_of(&after_enter), context_of(&same_line));
+    // Kept for the next lines (the server's choice on a CPU), on the next line it stays, so
+    // the head of the prompt is the same.
+    memo.set_lines(moat_context::MEMO_LINES);
+    let next_line = assemble_memo(&e, &idx, &text, next, 700, ContextMode::Repo, &mut memo);
+    assert_eq!(context_of(&next_line), context_of(&same_line));
+    // Chosen MEMO_LINES lines above the cursor's line, the context stays down to the line
+    // above it and is chosen afresh at the cursor's line.
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line = text[..at].matches('\n').count();
+    let first = line - moat_context::MEMO_LINES as usize;
+    let mut memo = ContextMemo::keeping(moat_context::MEMO_LINES);
+    let chosen = assemble_memo(
         &e,
         &idx,
         &text,
-        cursor + typed.len(),
+        starts[first],
         700,
         ContextMode::Repo,
         &mut memo,
     );
-    // (The file's summary may show the signature; the whole definition is what the name
-    // near the cursor brings.)
-    assert!(!util(&same_line).contains("return x * 2"));
-    let next = text.find("    return rows").unwrap() + 4;
-    let next_line = assemble_memo(&e, &idx, &text, next, 700, ContextMode::Repo, &mut memo);
-    assert!(
-        util(&next_line).contains("return x * 2"),
-        "{:?}",
-        next_line.prompt.context
+    let last_kept = assemble_memo(
+        &e,
+        &idx,
+        &text,
+        starts[line - 1],
+        700,
+        ContextMode::Repo,
+        &mut memo,
     );
+    assert_eq!(context_of(&last_kept), context_of(&chosen));
+    let beyond = assemble_memo(&e, &idx, &text, at, 700, ContextMode::Repo, &mut memo);
+    assert_eq!(context_of(&beyond), context_of(&fresh));
+    assert_ne!(
+        context_of(&chosen),
+        context_of(&fresh),
+        "the two places must differ for this to test anything"
+    );
+    // Back up, it is chosen afresh.
+    let back = assemble_memo(
+        &e,
+        &idx,
+        &text,
+        starts[first],
+        700,
+        ContextMode::Repo,
+        &mut memo,
+    );
+    assert_eq!(context_of(&back), context_of(&chosen));
 }
 
 #[test]

@@ -5,7 +5,9 @@
 use crate::holes::{Hole, HoleKind};
 use crate::metrics::{edit_similarity, exact_match, identifier_match, mean, percent, percentile};
 use crate::{Completer, Result};
-use moat_context::{has_word, is_word, Assembler, Budget, ContextMode, ContextStyle, Request};
+use moat_context::{
+    has_word, is_word, Assembler, Budget, ContextMemo, ContextMode, ContextStyle, Request,
+};
 use moat_engine::Engine;
 use moat_index::Index;
 use serde::Serialize;
@@ -57,12 +59,36 @@ pub struct Settings {
     pub keep_prompts: bool,
     /// Assemble the prompts and measure retrieval only; the model writes nothing.
     pub retrieval_only: bool,
+    /// In repo mode, choose the context this many lines above the hole's line, before
+    /// those lines were written, and keep it for the hole as the language server does
+    /// while new code is written line after line (0: fresh context).
+    pub stale_lines: u32,
 }
 
 /// The name an answer starts with, when it starts with one worth looking for.
 fn answer_name(answer: &str) -> Option<&str> {
     let end = answer.find(|c: char| !is_word(c)).unwrap_or(answer.len());
     (end >= 3).then(|| &answer[..end])
+}
+
+/// The document as it was `lines` lines above the cursor's line, before they and the
+/// cursor's line were written: those lines gone, the cursor at the start of an empty line
+/// where the first of them was.
+fn written_from(document: &str, cursor: usize, lines: u32) -> (String, usize) {
+    let mut start = document[..cursor].rfind('\n').map_or(0, |i| i + 1);
+    for _ in 0..lines {
+        match document[..start.saturating_sub(1)].rfind('\n') {
+            Some(i) if start > 0 => start = i + 1,
+            _ => {
+                start = 0;
+                break;
+            }
+        }
+    }
+    let end = document[cursor..]
+        .find('\n')
+        .map_or(document.len(), |i| cursor + i);
+    (format!("{}{}", &document[..start], &document[end..]), start)
 }
 
 /// Completes one hole in one mode. The index must already have the hole's file hidden.
@@ -89,7 +115,17 @@ fn complete(
             cursor: hole.cursor,
             recent: &[],
         };
-        a.assemble(&req, Some(index), mode)?
+        let mut memo = ContextMemo::keeping(s.stale_lines + 1);
+        if mode == ContextMode::Repo && s.stale_lines > 0 {
+            let earlier = written_from(document, hole.cursor, s.stale_lines);
+            let req = Request {
+                text: &earlier.0,
+                cursor: earlier.1,
+                ..req
+            };
+            a.assemble_memo(&req, Some(index), mode, &mut memo)?;
+        }
+        a.assemble_memo(&req, Some(index), mode, &mut memo)?
     };
     let context_has_answer = match (mode, answer_name(&hole.answer)) {
         (ContextMode::Repo, Some(name)) => {
@@ -231,5 +267,19 @@ mod tests {
         assert!(!has_word("def grid_size(cls):\n", "grid"));
         assert!(!has_word("subgrid = 1\n", "grid"));
         assert!(has_word("x.grid", "grid"));
+    }
+
+    #[test]
+    fn the_document_as_it_was_lines_above() {
+        let doc = "a\nb\nc\nd = f(x\ne\n";
+        let cursor = doc.find("f(").unwrap() + 2;
+        // The cursor's line alone: an empty line in its place.
+        assert_eq!(written_from(doc, cursor, 0), ("a\nb\nc\n\ne\n".into(), 6));
+        assert_eq!(written_from(doc, cursor, 2), ("a\n\ne\n".into(), 2));
+        // Beyond the first line: from the start.
+        assert_eq!(written_from(doc, cursor, 3), ("\ne\n".into(), 0));
+        assert_eq!(written_from(doc, cursor, 9), ("\ne\n".into(), 0));
+        // No newline after the cursor's line.
+        assert_eq!(written_from("a\nbc", 4, 1), ("".into(), 0));
     }
 }

@@ -576,6 +576,7 @@ impl Backend {
             cursor,
             mode: settings.context,
             budget: settings.budget(),
+            context_lines: settings.context_lines(),
             max_tokens: settings.max_tokens,
             decode_budget: (settings.decode_budget_ms > 0)
                 .then(|| std::time::Duration::from_millis(settings.decode_budget_ms)),

@@ -29,6 +29,10 @@ pub struct Settings {
     /// usual share). The engine recomputes this part at every keystroke: it sits after the
     /// text being typed in the prompt.
     pub suffix_tokens: Option<usize>,
+    /// Lines the repository context is kept for while the cursor moves down from where it
+    /// was chosen (`None`: `MEMO_LINES` on a CPU, where new context at each Enter costs
+    /// seconds of prefill; 1 elsewhere: chosen afresh at each line).
+    pub context_lines: Option<u32>,
     /// How long a request waits for the next keystroke before it runs.
     pub debounce_ms: u64,
     /// Most tokens generated for one completion.
@@ -60,6 +64,7 @@ impl Default for Settings {
             context_budget: moat_context::Budget::default().total,
             context: ContextMode::Repo,
             suffix_tokens: None,
+            context_lines: None,
             debounce_ms: 75,
             max_tokens: 64,
             decode_budget_ms: 600,
@@ -124,6 +129,11 @@ impl Settings {
                     _ if val.is_null() => self.suffix_tokens = None,
                     _ => problems.push(bad("a number of tokens")),
                 },
+                "contextLines" | "context_lines" => match val.as_u64() {
+                    Some(n) if (1..=1000).contains(&n) => self.context_lines = Some(n as u32),
+                    _ if val.is_null() => self.context_lines = None,
+                    _ => problems.push(bad("a number of lines from 1 to 1000")),
+                },
                 "debounceMs" | "debounce_ms" | "debounce" => match val.as_u64() {
                     Some(n) if n <= 5000 => self.debounce_ms = n,
                     _ => problems.push(bad("milliseconds from 0 to 5000")),
@@ -181,21 +191,33 @@ impl Settings {
         (self.telemetry_user == "hash").then_some(self.telemetry_salt.as_str())
     }
 
+    /// Whether the model runs on the CPU (`auto` without a GPU included).
+    fn on_cpu(&self) -> bool {
+        self.device
+            .trim()
+            .to_ascii_lowercase()
+            .parse::<moat_engine::DeviceChoice>()
+            .is_ok_and(|d| d == moat_engine::DeviceChoice::Cpu)
+    }
+
+    /// Lines the repository context is kept for (see `context_lines`).
+    pub fn context_lines(&self) -> u32 {
+        match self.context_lines {
+            Some(n) => n,
+            None if self.on_cpu() => moat_context::MEMO_LINES,
+            None => 1,
+        }
+    }
+
     /// The prompt budget for a completion, with the suffix's share from `suffix_tokens`.
     pub fn budget(&self) -> moat_context::Budget {
         let usual = moat_context::Budget {
             total: self.context_budget,
             ..Default::default()
         };
-        let cpu = self
-            .device
-            .trim()
-            .to_ascii_lowercase()
-            .parse::<moat_engine::DeviceChoice>()
-            .is_ok_and(|d| d == moat_engine::DeviceChoice::Cpu);
         let cap = match self.suffix_tokens {
             Some(n) => n,
-            None if cpu => CPU_SUFFIX_TOKENS,
+            None if self.on_cpu() => CPU_SUFFIX_TOKENS,
             None => return usual,
         };
         moat_context::Budget {
@@ -276,5 +298,19 @@ mod tests {
         );
         s.apply(&json!({"suffixTokens": 100}));
         assert!((s.budget().suffix_share * s.context_budget as f32 - 100.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn the_context_is_kept_for_more_lines_on_a_cpu_unless_set() {
+        let mut s = Settings::default();
+        assert_eq!(s.context_lines(), moat_context::MEMO_LINES);
+        s.apply(&json!({"device": "cuda"}));
+        assert_eq!(s.context_lines(), 1);
+        assert!(s.apply(&json!({"contextLines": 0})).len() == 1);
+        assert_eq!(s.context_lines(), 1, "a wrong value keeps the old one");
+        s.apply(&json!({"contextLines": 3}));
+        assert_eq!(s.context_lines(), 3);
+        s.apply(&json!({"device": "cpu", "contextLines": null}));
+        assert_eq!(s.context_lines(), moat_context::MEMO_LINES);
     }
 }

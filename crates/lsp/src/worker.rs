@@ -75,6 +75,8 @@ pub struct Input {
     pub cursor: usize,
     pub mode: ContextMode,
     pub budget: Budget,
+    /// Lines the repository context is kept for, from the line it was chosen at down.
+    pub context_lines: u32,
     pub max_tokens: usize,
     /// Decoding time after which the completion ends with its current line.
     pub decode_budget: Option<std::time::Duration>,
@@ -347,6 +349,7 @@ fn run(
     memo: &mut ContextMemo,
 ) -> Result<Output, WorkError> {
     let input = &job.input;
+    memo.set_lines(input.context_lines);
     let assembled = {
         let guard = index.read().unwrap_or_else(|p| p.into_inner());
         let assembler = Assembler {
