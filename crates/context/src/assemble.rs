@@ -176,19 +176,19 @@ impl Default for ContextMemo {
 }
 
 impl ContextMemo {
-    /// A memo that serves the line it was chosen at and the `lines - 1` below it (at least
-    /// its own line).
+    /// A memo that serves the line it was chosen at and the `lines - 1` below it; with 0,
+    /// none: the context is chosen afresh for every request.
     pub fn keeping(lines: u32) -> Self {
         Self {
             key: None,
             ranked: Vec::new(),
-            lines: lines.max(1),
+            lines,
         }
     }
 
     /// Changes how far down the context is kept; what is kept stays.
     pub fn set_lines(&mut self, lines: u32) {
-        self.lines = lines.max(1);
+        self.lines = lines;
     }
 
     /// Whether the context chosen at the memo's line still serves `line` of `path`.

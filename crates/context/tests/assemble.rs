@@ -411,6 +411,11 @@ fn the_context_stays_for_the_next_lines_and_is_chosen_afresh_beyond() {
     let next_fresh = assemble(&e, &idx, &text, next, 700, ContextMode::Repo);
     assert_eq!(context_of(&after_enter), context_of(&next_fresh));
     assert_ne!(context_of(&after_enter), context_of(&same_line));
+    // A memo kept for no line chooses afresh on the same line too.
+    let mut none = ContextMemo::keeping(0);
+    assemble_memo(&e, &idx, &base, cursor, 700, ContextMode::Repo, &mut none);
+    let typed_on = assemble_memo(&e, &idx, &text, at, 700, ContextMode::Repo, &mut none);
+    assert_eq!(context_of(&typed_on), context_of(&fresh));
     // Kept for the next lines (the server's choice on a CPU), on the next line it stays, so
     // the head of the prompt is the same.
     memo.set_lines(moat_context::MEMO_LINES);
