@@ -89,11 +89,12 @@ pub struct RepoArgs {
     /// hour: for iterating on the context.
     #[arg(long)]
     retrieval_only: bool,
-    /// Repo mode with the context chosen this many lines above each hole and kept, as the
-    /// language server on a CPU keeps it while new code is written line after line (up to
-    /// 7 lines there): what that costs.
-    #[arg(long, default_value_t = 0)]
-    stale_lines: u32,
+    /// Repo mode with the context chosen at the start of the line this many lines above
+    /// each hole's line (0: its own line) and kept, as the language server on a CPU keeps
+    /// it while a line is typed and new code written line after line (up to 7 lines
+    /// there): what that costs. Without it, context is chosen at the cursor.
+    #[arg(long)]
+    stale_lines: Option<u32>,
     #[command(flatten)]
     common: Common,
 }
@@ -198,7 +199,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
     if holes.is_empty() {
         bail!("no place for a hole in the chosen files");
     }
-    if a.stale_lines > 1000 {
+    if a.stale_lines.is_some_and(|k| k > 1000) {
         bail!("--stale-lines must be at most 1000");
     }
     let mut engine = load_engine(&a.common)?;

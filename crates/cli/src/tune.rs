@@ -359,7 +359,7 @@ fn quality(
         max_tokens,
         keep_prompts: false,
         retrieval_only: false,
-        stale_lines: 0,
+        stale_lines: None,
     };
     let bar = crate::progress::bar(holes.len() as u64, "held-out completions");
     let outcomes = repo::run(&mut engine, index, holes, &[mode], &settings, &mut |_| {

@@ -59,10 +59,10 @@ pub struct Settings {
     pub keep_prompts: bool,
     /// Assemble the prompts and measure retrieval only; the model writes nothing.
     pub retrieval_only: bool,
-    /// In repo mode, choose the context this many lines above the hole's line, before
-    /// those lines were written, and keep it for the hole as the language server does
-    /// while new code is written line after line (0: fresh context).
-    pub stale_lines: u32,
+    /// In repo mode, choose the context at the start of the line this many lines above the
+    /// hole's line (0: its own), before those lines were written, and keep it for the hole
+    /// as the language server on a CPU does (`None`: chosen at the cursor).
+    pub stale_lines: Option<u32>,
 }
 
 /// The name an answer starts with, when it starts with one worth looking for.
@@ -115,9 +115,10 @@ fn complete(
             cursor: hole.cursor,
             recent: &[],
         };
-        let mut memo = ContextMemo::keeping(s.stale_lines + 1);
-        if mode == ContextMode::Repo && s.stale_lines > 0 {
-            let earlier = written_from(document, hole.cursor, s.stale_lines);
+        let mut memo = ContextMemo::default();
+        if let (ContextMode::Repo, Some(k)) = (mode, s.stale_lines) {
+            memo.set_lines(k + 1);
+            let earlier = written_from(document, hole.cursor, k);
             let req = Request {
                 text: &earlier.0,
                 cursor: earlier.1,
