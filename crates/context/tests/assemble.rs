@@ -429,43 +429,30 @@ fn the_context_stays_for_the_next_lines_and_is_chosen_afresh_beyond() {
     let line = text[..at].matches('\n').count();
     let first = line - moat_context::MEMO_LINES as usize;
     let mut memo = ContextMemo::keeping(moat_context::MEMO_LINES);
-    let chosen = assemble_memo(
-        &e,
-        &idx,
-        &text,
-        starts[first],
-        700,
-        ContextMode::Repo,
-        &mut memo,
+    let mut context_at = |cursor: usize| {
+        context_of(&assemble_memo(
+            &e,
+            &idx,
+            &text,
+            cursor,
+            700,
+            ContextMode::Repo,
+            &mut memo,
+        ))
+    };
+    let chosen = context_at(starts[first]);
+    assert_eq!(
+        context_at(starts[line - 1]),
+        chosen,
+        "kept to the line above"
     );
-    let last_kept = assemble_memo(
-        &e,
-        &idx,
-        &text,
-        starts[line - 1],
-        700,
-        ContextMode::Repo,
-        &mut memo,
-    );
-    assert_eq!(context_of(&last_kept), context_of(&chosen));
-    let beyond = assemble_memo(&e, &idx, &text, at, 700, ContextMode::Repo, &mut memo);
-    assert_eq!(context_of(&beyond), context_of(&fresh));
+    assert_eq!(context_at(at), context_of(&fresh), "afresh below");
     assert_ne!(
-        context_of(&chosen),
+        chosen,
         context_of(&fresh),
         "the two places must differ for this to test anything"
     );
-    // Back up, it is chosen afresh.
-    let back = assemble_memo(
-        &e,
-        &idx,
-        &text,
-        starts[first],
-        700,
-        ContextMode::Repo,
-        &mut memo,
-    );
-    assert_eq!(context_of(&back), context_of(&chosen));
+    assert_eq!(context_at(starts[first]), chosen, "afresh back up");
 }
 
 #[test]
