@@ -96,8 +96,12 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         // Then keystrokes in the now open document, at the start of its middle line: each
         // re-parses from the previous tree.
+        // (By bytes: the middle byte may be inside a character; a newline never is.)
         let middle = text.len() / 2;
-        let mut at = text[..middle].rfind('\n').map_or(0, |i| i + 1);
+        let mut at = text.as_bytes()[..middle]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         for c in TYPED.chars() {
             text.insert(at, c);
             at += c.len_utf8();
@@ -106,16 +110,15 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
             typed.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let (p50, p95) = if lat.is_empty() {
-        (f64::NAN, f64::NAN)
-    } else {
-        (percentile(&mut lat, 0.5), percentile(&mut lat, 0.95))
+    let p50_p95 = |v: &mut Vec<f64>| {
+        if v.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            (percentile(v, 0.5), percentile(v, 0.95))
+        }
     };
-    let (typed50, typed95) = if typed.is_empty() {
-        (f64::NAN, f64::NAN)
-    } else {
-        (percentile(&mut typed, 0.5), percentile(&mut typed, 0.95))
-    };
+    let (p50, p95) = p50_p95(&mut lat);
+    let (typed50, typed95) = p50_p95(&mut typed);
     let mb = bytes as f64 / 1e6;
     let ratio = parse_s / full_s;
     if json_out {
