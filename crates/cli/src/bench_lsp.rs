@@ -204,16 +204,12 @@ pub fn run(a: Args, threads: usize) -> Result<()> {
                 // Enter at the end of the line above, auto-indented.
                 let ending = parts[k - 1].2;
                 let ending = if ending.is_empty() { "\n" } else { ending };
-                version += 1;
-                c.notify(
-                    "textDocument/didChange",
-                    json!({
-                        "textDocument": {"uri": uri, "version": version},
-                        "contentChanges": [{
-                            "range": {"start": {"line": line - 1, "character": col}, "end": {"line": line - 1, "character": col}},
-                            "text": format!("{ending}{indent}"),
-                        }],
-                    }),
+                insert(
+                    &mut c,
+                    &uri,
+                    &mut version,
+                    (line - 1, col),
+                    &format!("{ending}{indent}"),
                 )?;
                 col = utf16_len(indent);
                 let sent = Instant::now();
@@ -242,6 +238,26 @@ pub fn run(a: Args, threads: usize) -> Result<()> {
     let delta = |k: &str| counter(&after, k) - counter(&before, k);
     let _ = c.shutdown(Duration::from_secs(10));
     report(&a, threads, &file, &f, ready_s, &delta, &after)
+}
+
+/// Sends the edit that inserts `text` at `(line, col)`, as the next version.
+fn insert(
+    c: &mut Client,
+    uri: &str,
+    version: &mut i32,
+    (line, col): (u32, u32),
+    text: &str,
+) -> Result<()> {
+    *version += 1;
+    let at = json!({"line": line, "character": col});
+    c.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri, "version": *version},
+            "contentChanges": [{"range": {"start": at, "end": at}, "text": text}],
+        }),
+    )?;
+    Ok(())
 }
 
 /// Types `code` at `line` from `col`, a request per keystroke; the previous request is
@@ -284,17 +300,7 @@ fn type_line(
         } else {
             0
         };
-        *version += 1;
-        c.notify(
-            "textDocument/didChange",
-            json!({
-                "textDocument": {"uri": uri, "version": *version},
-                "contentChanges": [{
-                    "range": {"start": {"line": line, "character": *col}, "end": {"line": line, "character": *col}},
-                    "text": ch.to_string(),
-                }],
-            }),
-        )?;
+        insert(c, uri, version, (line, *col), ch.encode_utf8(&mut [0; 4]))?;
         *col += ch.len_utf16() as u32;
         f.keystrokes += 1;
         let sent = Instant::now();

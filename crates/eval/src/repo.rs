@@ -75,15 +75,13 @@ fn answer_name(answer: &str) -> Option<&str> {
 /// cursor's line were written: those lines gone, the cursor at the start of an empty line
 /// where the first of them was.
 fn written_from(document: &str, cursor: usize, lines: u32) -> (String, usize) {
-    let mut start = document[..cursor].rfind('\n').map_or(0, |i| i + 1);
+    let line_start = |at: usize| document[..at].rfind('\n').map_or(0, |i| i + 1);
+    let mut start = line_start(cursor);
     for _ in 0..lines {
-        match document[..start.saturating_sub(1)].rfind('\n') {
-            Some(i) if start > 0 => start = i + 1,
-            _ => {
-                start = 0;
-                break;
-            }
+        if start == 0 {
+            break;
         }
+        start = line_start(start - 1); // before the newline that ends the line above
     }
     let end = document[cursor..]
         .find('\n')
