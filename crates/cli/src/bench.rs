@@ -18,6 +18,10 @@ pub enum BenchCommand {
         /// How many one-file updates to time.
         #[arg(long, default_value_t = 200)]
         updates: usize,
+        /// Also time each stage of indexing alone over the same files (read, hash, parse +
+        /// tree walk, parse + extraction, chunks): where the time above parsing goes.
+        #[arg(long)]
+        phases: bool,
     },
     /// Completion latency through the protocol on a real file: cold, and while typing
     /// lines back at a steady rate; model calls the typing-through cache saved.
@@ -122,9 +126,12 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
         dump_prompts: dump,
     } = match cmd {
         BenchCommand::Engine(a) => a,
-        BenchCommand::Index { dir, json, updates } => {
-            return crate::bench_index::run(&dir, json, updates)
-        }
+        BenchCommand::Index {
+            dir,
+            json,
+            updates,
+            phases,
+        } => return crate::bench_index::run(&dir, json, updates, phases),
         BenchCommand::Report { events, json } => return crate::bench_report::run(events, json),
         BenchCommand::Lsp(args) => return crate::bench_lsp::run(args, threads),
     };

@@ -22,7 +22,7 @@ thread_local! {
     static PARSER: RefCell<Extractor> = RefCell::new(Extractor::new());
 }
 
-pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> {
+pub fn run(dir: &std::path::Path, json_out: bool, updates: usize, phases: bool) -> Result<()> {
     let root = dir
         .canonicalize()
         .with_context(|| format!("{}", dir.display()))?;
@@ -51,6 +51,7 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
         })
         .sum();
     let parse_s = t.elapsed().as_secs_f64();
+    let stages = phases.then(|| time_stages(&root, &idx, &texts, parse_s));
     drop(texts);
 
     // 3. Persisted size and reload (load, then a refresh that finds nothing changed).
@@ -148,6 +149,7 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
                 "keystroke_ms_p50": (typed50 * 100.0).round() / 100.0,
                 "keystroke_ms_p95": (typed95 * 100.0).round() / 100.0,
                 "keystrokes": typed.len(),
+                "phases": stages,
             })
         );
     } else {
@@ -180,6 +182,78 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize) -> Result<()> 
             "keystroke    p50 {typed50:.2} ms, p95 {typed95:.2} ms over {} keystrokes in those files",
             typed.len()
         );
+        if let Some(s) = &stages {
+            println!("stages alone (wall s, on the same threads): {s}");
+        }
     }
     Ok(())
+}
+
+/// Each stage of indexing alone over the same files, on the same threads (wall seconds):
+/// the full index's time above parsing is spread over these, and the filing and tables.
+fn time_stages(
+    root: &std::path::Path,
+    idx: &Index,
+    texts: &[(moat_index::Lang, String)],
+    parse_s: f64,
+) -> serde_json::Value {
+    let time = |f: &(dyn Fn() -> usize + Sync)| {
+        let t = Instant::now();
+        let n = f();
+        (t.elapsed().as_secs_f64(), n)
+    };
+    let paths: Vec<String> = idx.paths().map(String::from).collect();
+    let (read_s, _) = time(&|| {
+        paths
+            .par_iter()
+            .filter_map(|p| walk::read_source(&root.join(p), &WalkOptions::default()).ok())
+            .map(|(_, t)| t.len())
+            .sum()
+    });
+    let (hash_s, _) = time(&|| {
+        texts
+            .par_iter()
+            .map(|(_, t)| moat_index::content_hash(t.as_bytes())[0] as usize)
+            .sum()
+    });
+    let (walk_s, nodes) = time(&|| {
+        texts
+            .par_iter()
+            .map(|(lang, text)| {
+                PARSER.with(|p| {
+                    p.borrow_mut()
+                        .parse(*lang, text)
+                        .map_or(0, |t| moat_index::extract::count_nodes(&t))
+                })
+            })
+            .sum()
+    });
+    let (extract_s, _) = time(&|| {
+        texts
+            .par_iter()
+            .map(|(lang, text)| {
+                PARSER.with(|p| {
+                    p.borrow_mut()
+                        .extract(*lang, text)
+                        .map_or(0, |s| s.definitions.len())
+                })
+            })
+            .sum()
+    });
+    let (chunks_s, _) = time(&|| {
+        texts
+            .par_iter()
+            .map(|(_, t)| moat_index::similar::chunks(t).chunks.len())
+            .sum()
+    });
+    let r = |x: f64| (x * 100.0).round() / 100.0;
+    json!({
+        "read_and_vet_s": r(read_s),
+        "hash_s": r(hash_s),
+        "parse_s": r(parse_s),
+        "parse_and_walk_s": r(walk_s),
+        "parse_and_extract_s": r(extract_s),
+        "chunks_s": r(chunks_s),
+        "nodes": nodes,
+    })
 }

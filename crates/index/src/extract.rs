@@ -350,8 +350,27 @@ fn walk_matches<'t>(
                     handle(pattern, &mut caps.iter().copied())
                 });
         }
+        // Below a kind that cannot hold a match there is nothing to find, unless error
+        // recovery put it there.
+        extraction
+            .enter
+            .get(node.kind_id() as usize)
+            .copied()
+            .unwrap_or(true)
+            || node.has_error()
+    });
+}
+
+/// The nodes of a tree, counted by the walk extraction makes: what visiting every node
+/// costs, apart from what is done at each (`moat bench index --phases`).
+#[doc(hidden)]
+pub fn count_nodes(tree: &Tree) -> usize {
+    let mut n = 0;
+    preorder(tree, |_, _| {
+        n += 1;
         true
     });
+    n
 }
 
 /// Visits every node in document order with its ancestors (root first); `visit` returns

@@ -103,7 +103,8 @@ thread_local! {
     static EXTRACTOR: RefCell<Extractor> = RefCell::new(Extractor::new());
 }
 
-fn hash(bytes: &[u8]) -> [u8; 16] {
+/// The content hash that tells a changed file from one only touched.
+pub fn content_hash(bytes: &[u8]) -> [u8; 16] {
     let d = Sha256::digest(bytes);
     let mut h = [0u8; 16];
     h.copy_from_slice(&d[..16]);
@@ -401,7 +402,7 @@ impl Index {
 
     /// Indexes an open document's current (unsaved) text under its repository path.
     pub fn update_text(&mut self, rel: &str, lang: Lang, text: &str) {
-        let h = hash(text.as_bytes());
+        let h = content_hash(text.as_bytes());
         if self.files.get(rel).is_some_and(|e| e.hash == h) && self.open_uses(rel, &h).is_some() {
             return;
         }
@@ -530,7 +531,7 @@ impl Index {
         first: u32,
         last: u32,
     ) -> Vec<DefHit> {
-        let h = hash(text.as_bytes());
+        let h = content_hash(text.as_bytes());
         let computed;
         let uses = match self.open_uses(rel, &h) {
             Some(u) => u,
@@ -665,7 +666,7 @@ fn read_and_parse(
     known: Option<&[u8; 16]>,
 ) -> std::result::Result<Option<Parsed>, Skip> {
     let (lang, text) = walk::read_source(abs, opts)?;
-    let h = hash(text.as_bytes());
+    let h = content_hash(text.as_bytes());
     if known == Some(&h) {
         return Ok(None);
     }

@@ -104,6 +104,24 @@ impl Lang {
         }
     }
 
+    /// The grammar's description of its tree: which node kinds may hold which.
+    fn node_types(self) -> &'static str {
+        match self {
+            Lang::Python => tree_sitter_python::NODE_TYPES,
+            Lang::Rust => tree_sitter_rust::NODE_TYPES,
+            Lang::TypeScript => tree_sitter_typescript::TYPESCRIPT_NODE_TYPES,
+            Lang::Tsx => tree_sitter_typescript::TSX_NODE_TYPES,
+            Lang::JavaScript => tree_sitter_javascript::NODE_TYPES,
+            Lang::Go => tree_sitter_go::NODE_TYPES,
+            Lang::Java => tree_sitter_java::NODE_TYPES,
+            Lang::C => tree_sitter_c::NODE_TYPES,
+            Lang::Cpp => tree_sitter_cpp::NODE_TYPES,
+            Lang::CSharp => tree_sitter_c_sharp::NODE_TYPES,
+            Lang::Php => tree_sitter_php::PHP_NODE_TYPES,
+            Lang::Kotlin => tree_sitter_kotlin_ng::NODE_TYPES,
+        }
+    }
+
     fn query_source(self) -> &'static str {
         match self {
             Lang::Python => include_str!("../queries/python.scm"),
@@ -150,6 +168,9 @@ pub struct Extraction {
     /// Whether `query` has any pattern left enabled.
     pub query_needed: bool,
     pub matcher: Matcher,
+    /// By node kind id: whether a node of that kind can hold one the matcher starts at
+    /// (`reach`); the extraction walk enters no other.
+    pub enter: Vec<bool>,
     /// Node kind ids whose nodes are identifier uses.
     pub use_kinds: Vec<u16>,
 }
@@ -196,7 +217,10 @@ impl Extraction {
             query.disable_pattern(i);
             disabled.push(i);
         }
+        let enter =
+            crate::reach::kinds_to_enter(&grammar, lang.node_types(), |k| matcher.may_match(k));
         Self {
+            enter,
             query_needed: disabled.len() < query.pattern_count(),
             query,
             matcher,

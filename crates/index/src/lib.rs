@@ -12,6 +12,7 @@ mod index;
 pub mod lang;
 mod pattern;
 pub mod persist;
+mod reach;
 pub mod resolve;
 pub mod similar;
 pub mod tokens;
@@ -20,6 +21,6 @@ pub mod watch;
 
 pub use error::{IndexError, Result};
 pub use extract::{DefKind, Definition, Extractor, FileSymbols, Import, Uses};
-pub use index::{DefHit, Index, ResolvedImport, SimilarHit, Stats};
+pub use index::{content_hash, DefHit, Index, ResolvedImport, SimilarHit, Stats};
 pub use lang::Lang;
 pub use walk::{Skip, WalkOptions};

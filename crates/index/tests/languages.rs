@@ -415,6 +415,15 @@ fn the_walk_and_the_query_engine_agree_on_tricky_snippets() {
         ("a.cs", "using A.B;\nnamespace N;\nrecord R(int X);\ninterface I { void M(); }\nstruct S { int a, b; }\n"),
         ("a.php", "<?php\nuse A\\B, C\\D;\nrequire_once 'x.php';\ninterface I { function f(); }\ntrait T { public $a, $b; }\n"),
         ("a.rs", "mod m;\nuse a::{b, c};\nimpl<T> X for Y<T> { fn f() {} }\nmacro_rules! mm { () => {} }\nunion U { a: u8 }\n"),
+        // Definitions deep inside expressions, where the walk must still go (`reach`), and
+        // inside syntax errors, where the grammar cannot say what is there.
+        ("b.rs", "fn a() { run(|| { fn inner() {} struct S; }); vec![fn_like()]; }\n"),
+        ("b.js", "call({ m() { return 1 } }, class { n() {} }, () => { function q() {} });\n"),
+        ("b.java", "class A { Object o = new Runnable() { public void run() { class L {} } }; }\n"),
+        ("b.go", "package p\nfunc f() { go func() { type T struct{}; const c = 1 }() }\n"),
+        ("b.c", "int n = sizeof(struct inner { int a; });\n"),
+        ("b.py", "def f():\n    def g():\n        pass\n    return h(lambda: 1, [x for x in y])\n"),
+        ("c.py", "foo(\nimport os\n)\ndef a(): pass\n"),
     ];
     let mut ex = Extractor::new();
     for (path, text) in snippets {
