@@ -210,42 +210,22 @@ fn time_stages(
             .map(|(_, t)| t.len())
             .sum()
     });
-    let (hash_s, _) = time(&|| {
-        texts
-            .par_iter()
-            .map(|(_, t)| moat_index::content_hash(t.as_bytes())[0] as usize)
-            .sum()
+    // One stage over every text in parallel: its wall time and the sum of what it counted.
+    let each = |f: &(dyn Fn(moat_index::Lang, &str, &mut Extractor) -> usize + Sync)| {
+        time(&|| {
+            texts
+                .par_iter()
+                .map(|(lang, text)| PARSER.with(|p| f(*lang, text, &mut p.borrow_mut())))
+                .sum()
+        })
+    };
+    let (hash_s, _) = each(&|_, t, _| moat_index::content_hash(t.as_bytes())[0] as usize);
+    let (walk_s, nodes) = each(&|lang, t, p| {
+        p.parse(lang, t)
+            .map_or(0, |tree| moat_index::extract::count_nodes(&tree))
     });
-    let (walk_s, nodes) = time(&|| {
-        texts
-            .par_iter()
-            .map(|(lang, text)| {
-                PARSER.with(|p| {
-                    p.borrow_mut()
-                        .parse(*lang, text)
-                        .map_or(0, |t| moat_index::extract::count_nodes(&t))
-                })
-            })
-            .sum()
-    });
-    let (extract_s, _) = time(&|| {
-        texts
-            .par_iter()
-            .map(|(lang, text)| {
-                PARSER.with(|p| {
-                    p.borrow_mut()
-                        .extract(*lang, text)
-                        .map_or(0, |s| s.definitions.len())
-                })
-            })
-            .sum()
-    });
-    let (chunks_s, _) = time(&|| {
-        texts
-            .par_iter()
-            .map(|(_, t)| moat_index::similar::chunks(t).chunks.len())
-            .sum()
-    });
+    let (extract_s, _) = each(&|lang, t, p| p.extract(lang, t).map_or(0, |s| s.definitions.len()));
+    let (chunks_s, _) = each(&|_, t, _| moat_index::similar::chunks(t).chunks.len());
     let r = |x: f64| (x * 100.0).round() / 100.0;
     json!({
         "read_and_vet_s": r(read_s),
