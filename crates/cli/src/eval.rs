@@ -74,6 +74,10 @@ pub struct RepoArgs {
     /// Most of the budget that repository context may take (0 to 1).
     #[arg(long, default_value_t = Budget::default().repo_share)]
     repo_share: f32,
+    /// Most tokens the text after the cursor may take (as the server's `suffixTokens`;
+    /// the server's CPU default is 64). Default: the budget's usual share.
+    #[arg(long)]
+    suffix_tokens: Option<usize>,
     /// How context is shown: comments (path comments in the prefix) or repo (the model's
     /// repository markup).
     #[arg(long, default_value = "repo")]
@@ -208,10 +212,16 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "repo".into()),
-        budget: Budget {
-            total: a.budget,
-            repo_share: a.repo_share.clamp(0.0, 1.0),
-            ..Budget::default()
+        budget: {
+            let usual = Budget::default();
+            Budget {
+                total: a.budget,
+                repo_share: a.repo_share.clamp(0.0, 1.0),
+                suffix_share: a.suffix_tokens.map_or(usual.suffix_share, |n| {
+                    usual.suffix_share.min(n as f32 / a.budget.max(1) as f32)
+                }),
+                ..usual
+            }
         },
         max_tokens: a.max_tokens,
         style: ContextStyle::from_name(&a.style)
@@ -247,6 +257,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
                 "holes": holes.len(),
                 "seed": a.seed,
                 "budget": a.budget,
+                "suffix_tokens": a.suffix_tokens,
                 "scores": scores,
             })
         );
