@@ -220,7 +220,6 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
                 suffix_share: a.suffix_tokens.map_or(usual.suffix_share, |n| {
                     usual.suffix_share.min(n as f32 / a.budget.max(1) as f32)
                 }),
-                ..usual
             }
         },
         max_tokens: a.max_tokens,
