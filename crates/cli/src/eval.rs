@@ -213,14 +213,12 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "repo".into()),
         budget: {
-            let usual = Budget::default();
-            Budget {
+            let b = Budget {
                 total: a.budget,
                 repo_share: a.repo_share.clamp(0.0, 1.0),
-                suffix_share: a.suffix_tokens.map_or(usual.suffix_share, |n| {
-                    usual.suffix_share.min(n as f32 / a.budget.max(1) as f32)
-                }),
-            }
+                ..Budget::default()
+            };
+            a.suffix_tokens.map_or(b, |n| b.suffix_capped(n))
         },
         max_tokens: a.max_tokens,
         style: ContextStyle::from_name(&a.style)

@@ -38,6 +38,19 @@ pub struct Budget {
     pub suffix_share: f32,
 }
 
+impl Budget {
+    /// This budget with the text after the cursor held to at most `tokens` (never more than
+    /// its usual share): the server's `suffixTokens`, and the eval's flag of that name.
+    pub fn suffix_capped(self, tokens: usize) -> Self {
+        Self {
+            suffix_share: self
+                .suffix_share
+                .min(tokens as f32 / self.total.max(1) as f32),
+            ..self
+        }
+    }
+}
+
 impl Default for Budget {
     /// Fitted to the CPU model: 1,536 prompt tokens prefill in about a second once the
     /// context part is cached.

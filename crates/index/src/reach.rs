@@ -45,9 +45,8 @@ pub fn kinds_to_enter(
     is_root: impl Fn(u16) -> bool,
 ) -> Vec<bool> {
     let count = grammar.node_kind_count();
-    let all = vec![true; count];
     let Ok(types) = serde_json::from_str::<Vec<NodeType>>(node_types) else {
-        return all;
+        return vec![true; count];
     };
     let key = |t: &TypeRef| (t.kind.clone(), t.named);
     let at: FxHashMap<(String, bool), usize> = types
@@ -68,16 +67,18 @@ pub fn kinds_to_enter(
                 .collect()
         })
         .collect();
+    // Each node kind id's described type, if any.
+    let described: Vec<Option<usize>> = (0..count as u16)
+        .map(|id| {
+            let name = grammar.node_kind_for_id(id)?;
+            at.get(&(name.to_string(), grammar.node_kind_is_named(id)))
+                .copied()
+        })
+        .collect();
     let mut root = vec![false; types.len()];
-    for id in 0..count as u16 {
-        if !is_root(id) {
-            continue;
-        }
-        let Some(name) = grammar.node_kind_for_id(id) else {
-            continue;
-        };
-        if let Some(&i) = at.get(&(name.to_string(), grammar.node_kind_is_named(id))) {
-            root[i] = true;
+    for (id, d) in described.iter().enumerate() {
+        if let (Some(i), true) = (d, is_root(id as u16)) {
+            root[*i] = true;
         }
     }
     // holds[i]: a root may be somewhere below a node of kind i. A fixpoint over a few
@@ -93,14 +94,9 @@ pub fn kinds_to_enter(
             }
         }
     }
-    (0..count as u16)
-        .map(|id| {
-            let Some(name) = grammar.node_kind_for_id(id) else {
-                return true;
-            };
-            at.get(&(name.to_string(), grammar.node_kind_is_named(id)))
-                .is_none_or(|&i| holds[i])
-        })
+    described
+        .iter()
+        .map(|d| d.is_none_or(|i| holds[i]))
         .collect()
 }
 

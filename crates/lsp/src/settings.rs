@@ -222,10 +222,7 @@ impl Settings {
             None if self.on_cpu() => CPU_SUFFIX_TOKENS,
             None => return usual,
         };
-        moat_context::Budget {
-            suffix_share: usual.suffix_share.min(cap as f32 / usual.total as f32),
-            ..usual
-        }
+        usual.suffix_capped(cap)
     }
 
     pub fn language_enabled(&self, language_id: &str) -> bool {

@@ -104,23 +104,19 @@ mod tests {
     use candle_core::quantized::GgmlDType;
     use candle_core::Var;
 
-    /// The weights as the Q8_0 tensor holds them, row-major.
-    fn quant_weights(w: &Tensor) -> Vec<f32> {
-        QTensor::quantize(w, GgmlDType::Q8_0)
-            .unwrap()
-            .dequantize(&Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-    }
-
     #[test]
     fn quantized_forward_and_input_gradient_match_dense() {
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 0.5, (96, 64), &dev).unwrap();
         let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        // The weights as the Q8_0 tensor holds them, row-major.
+        let wd = q
+            .dequantize(&dev)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let dense = Frozen::new(
             QTensor::quantize(&w, GgmlDType::Q8_0).unwrap(),
             &dev,
@@ -157,7 +153,6 @@ mod tests {
         // d/2 from rounding plus 127·d·2⁻¹¹ from the stored scale (< 0.6·d), so an output
         // is off by at most the sum over blocks of 0.6·d times the block's |weights|. A
         // bound from the inputs, not a fixed tolerance: random inputs cannot make it flaky.
-        let wd = quant_weights(&w);
         let xs = x
             .as_tensor()
             .flatten_all()
