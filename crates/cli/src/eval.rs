@@ -74,8 +74,9 @@ pub struct RepoArgs {
     /// Most of the budget that repository context may take (0 to 1).
     #[arg(long, default_value_t = Budget::default().repo_share)]
     repo_share: f32,
-    /// Most tokens the text after the cursor may take (as the server's `suffixTokens`;
-    /// the server's CPU default is 64). Default: the budget's usual share.
+    /// Most tokens the text after the cursor may take, as the server's `suffixTokens`.
+    /// Default: what the server does on the chosen device (64 on a CPU; on a GPU the
+    /// budget's usual share, which any larger number also gives).
     #[arg(long)]
     suffix_tokens: Option<usize>,
     /// How context is shown: comments (path comments in the prefix) or repo (the model's
@@ -207,6 +208,11 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
         bail!("--stale-lines must be at most 1000");
     }
     let mut engine = load_engine(&a.common)?;
+    // As the server decides it: by where the model runs, not by the flag's spelling.
+    let on_gpu = a.common.device.parse::<DeviceChoice>()?.is_gpu();
+    let suffix_tokens = a
+        .suffix_tokens
+        .or((!on_gpu).then_some(moat_context::CPU_SUFFIX_TOKENS));
     let settings = repo::Settings {
         repo_name: root
             .file_name()
@@ -218,7 +224,10 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
                 repo_share: a.repo_share.clamp(0.0, 1.0),
                 ..Budget::default()
             };
-            a.suffix_tokens.map_or(b, |n| b.suffix_capped(n))
+            match suffix_tokens {
+                Some(n) => b.suffix_capped(n),
+                None => b,
+            }
         },
         max_tokens: a.max_tokens,
         style: ContextStyle::from_name(&a.style)
@@ -254,7 +263,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
                 "holes": holes.len(),
                 "seed": a.seed,
                 "budget": a.budget,
-                "suffix_tokens": a.suffix_tokens,
+                "suffix_tokens": suffix_tokens,
                 "scores": scores,
             })
         );

@@ -28,6 +28,13 @@ const WINDOW_STEP: u32 = 16;
 /// repo --stale-lines`).
 pub const MEMO_LINES: u32 = 8;
 
+/// Most tokens the text after the cursor takes on a CPU, where every keystroke re-prefills
+/// it (about half a second there). Not only speed: on rich's mid-line holes a suffix at the
+/// budget's usual share (~230 tokens) cost the 0.5B ~10 exact-match points on three seeds
+/// (the model copies names from it), while 64 kept axios's score (`moat eval repo
+/// --suffix-tokens`, session 16).
+pub const CPU_SUFFIX_TOKENS: usize = 64;
+
 /// Prompt tokens, markup included, and how they are shared.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {

@@ -14,7 +14,7 @@ mod snippets;
 
 pub use assemble::{
     Assembled, Assembler, Budget, ContextMemo, ContextMode, ContextStyle, RecentEdit, Request,
-    Source, MEMO_LINES,
+    Source, CPU_SUFFIX_TOKENS, MEMO_LINES,
 };
 pub use error::{ContextError, Result};
 pub use lines::{has_word, is_word};

@@ -6,9 +6,6 @@ use moat_context::ContextMode;
 use serde::Serialize;
 use serde_json::Value;
 
-/// On a CPU, about half a second of prefill at each keystroke.
-const CPU_SUFFIX_TOKENS: usize = 64;
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     /// A built-in model name or a GGUF path (`None`: the default model).
@@ -219,7 +216,7 @@ impl Settings {
         };
         let cap = match self.suffix_tokens {
             Some(n) => n,
-            None if self.on_cpu() => CPU_SUFFIX_TOKENS,
+            None if self.on_cpu() => moat_context::CPU_SUFFIX_TOKENS,
             None => return usual,
         };
         usual.suffix_capped(cap)
