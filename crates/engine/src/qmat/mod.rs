@@ -10,7 +10,7 @@
 //!   the VNNI kernel's throughput there);
 //! - `avx512`: Q5_0 and Q8_0 with AVX-512 VNNI, one or many rows (decoding; prefill
 //!   without AMX);
-//! - `avx2`: Q5_0 and Q8_0 with AVX2, reusing each unpacked block for four rows (CPUs
+//! - `avx2`: Q5_0 and Q8_0 with AVX2, tiles of 64 weight rows by 8 activation rows (CPUs
 //!   without AVX-512 VNNI);
 //! - Q4_K and Q6_K without AMX or for few rows: candle's per-row dot products.
 //!
@@ -21,8 +21,6 @@ use half::f16;
 use std::sync::Arc;
 
 const QK: usize = 32;
-/// Activation rows that share one unpacked weight block.
-const TILE_M: usize = 4;
 
 /// How far ahead of the weights being read the decoding kernels ask for the next ones, in
 /// bytes. Without it, decoding read weights at ~9 GB/s of this machine's 23 (a two-thread
@@ -210,6 +208,13 @@ impl QMat {
         // candle's worker pool: its threads spin briefly between calls, which matters at
         // ~170 small products per generated token (a sleeping pool costs a wake-up each).
         candle_core::utils::barrier_pool().execute_chunked(self.n, |rows| {
+            #[cfg(target_arch = "x86_64")]
+            if kernel == Kernel::Avx2 {
+                // Safety: QMat is only built when the CPU has AVX2 and FMA (F16C comes with
+                // them); `data` holds all n rows; each task gets its own rows.
+                unsafe { avx2::rows(self.format, &data, row_bytes, rows, nb, &act, m, &dst) };
+                return;
+            }
             for r in rows {
                 let w = &data[r * row_bytes..(r + 1) * row_bytes];
                 // Safety: each row r is written by exactly one task, inside the buffer.
@@ -223,7 +228,7 @@ impl QMat {
                     };
                     continue;
                 }
-                row_dot(self.format, w, nb, &act, m, self.k, out_row);
+                row_dot_scalar(self.format, w, nb, &act, m, out_row);
             }
         });
         transpose(out_t, self.n, m)
@@ -349,7 +354,9 @@ fn amx_available() -> bool {
 fn simd_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -469,29 +476,7 @@ fn block_dot_scalar(
     dot as f32 * dw * act.d[row * nb + b]
 }
 
-fn row_dot(
-    format: WeightFormat,
-    w: &[u8],
-    nb: usize,
-    act: &QAct,
-    m: usize,
-    k: usize,
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Safety: QMat is only built when the CPU has AVX2 and FMA.
-        unsafe { avx2::row_dot(format, w, nb, act, m, k, out) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = k; // the scalar code indexes by block
-        row_dot_scalar(format, w, nb, act, m, out)
-    }
-}
-
 /// Reference implementation, for tests and other architectures.
-#[allow(dead_code)]
 fn row_dot_scalar(
     format: WeightFormat,
     w: &[u8],
