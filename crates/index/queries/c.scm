@@ -1,3 +1,4 @@
+; local: expression
 (function_definition declarator: (function_declarator declarator: (identifier) @name) body: (compound_statement) @body) @def.function
 (function_definition declarator: (pointer_declarator declarator: (function_declarator declarator: (identifier) @name)) body: (compound_statement) @body) @def.function
 (declaration declarator: (function_declarator declarator: (identifier) @name)) @def.function

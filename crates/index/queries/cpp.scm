@@ -1,3 +1,4 @@
+; local: expression
 (namespace_definition name: (namespace_identifier) @name body: (declaration_list) @body) @def.module
 (class_specifier name: (type_identifier) @name body: (field_declaration_list) @body) @def.class
 (struct_specifier name: (type_identifier) @name body: (field_declaration_list) @body) @def.struct

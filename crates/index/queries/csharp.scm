@@ -1,3 +1,4 @@
+; local: expression
 (namespace_declaration name: (_) @name body: (declaration_list) @body) @def.module
 (file_scoped_namespace_declaration name: (_) @name) @def.module
 (interface_declaration name: (identifier) @name body: (declaration_list) @body) @def.interface

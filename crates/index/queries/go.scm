@@ -1,3 +1,4 @@
+; local: _expression
 (function_declaration name: (identifier) @name body: (block) @body) @def.function
 (method_declaration
   receiver: (parameter_list (parameter_declaration type: [(type_identifier) @receiver (pointer_type (type_identifier) @receiver) (generic_type type: (type_identifier) @receiver) (pointer_type (generic_type type: (type_identifier) @receiver))]))

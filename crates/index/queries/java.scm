@@ -1,3 +1,4 @@
+; local: expression
 (interface_declaration name: (identifier) @name body: (interface_body) @body) @def.interface
 (annotation_type_declaration name: (identifier) @name body: (_) @body) @def.interface
 (class_declaration name: (identifier) @name body: (class_body) @body) @def.class

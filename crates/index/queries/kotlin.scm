@@ -1,3 +1,4 @@
+; local: expression
 (class_declaration "interface" name: (identifier) @name (class_body)? @body) @def.interface
 (class_declaration name: (identifier) @name (enum_class_body) @body) @def.enum
 (class_declaration name: (identifier) @name (class_body) @body) @def.class

@@ -261,6 +261,23 @@ fn extract_by<'t>(lang: Lang, text: &str, tree: &'t Tree, engine_only: bool) -> 
     let mut raw: Vec<RawDef> = Vec::new();
     let mut imports = Vec::new();
     let names = extraction.query.capture_names();
+    // The reference (tree-sitter's query engine) sees every match; the walk does not look
+    // inside the query file's local kinds, so the reference drops what is there.
+    // (A capture may be below its match's node, as a C include's `string_content`: the
+    // node judged is the nearest one where a pattern may start.)
+    let walked = lang.query();
+    let hidden = |n: Node| {
+        engine_only && {
+            let mut start = n;
+            while !walked.matcher.may_match(start.kind_id()) {
+                match start.parent() {
+                    Some(p) => start = p,
+                    None => break,
+                }
+            }
+            inside_local(&walked.enter, start)
+        }
+    };
     let mut handle = |pattern: usize, captures: &mut dyn Iterator<Item = (u32, Node<'t>)>| {
         let mut def: Option<(Node, Option<DefKind>)> = None;
         let (mut name, mut body, mut receiver) = (None, None, None);
@@ -270,6 +287,7 @@ fn extract_by<'t>(lang: Lang, text: &str, tree: &'t Tree, engine_only: bool) -> 
                 "body" => body = Some(node),
                 "receiver" => receiver = node.utf8_text(src).ok().map(str::to_string),
                 "scope" => def = Some((node, None)),
+                "import" if hidden(node) => {}
                 "import" => {
                     if let Ok(t) = node.utf8_text(src) {
                         let target = t.trim_matches(|c| c == '"' || c == '\'' || c == '`');
@@ -290,6 +308,9 @@ fn extract_by<'t>(lang: Lang, text: &str, tree: &'t Tree, engine_only: bool) -> 
             }
         }
         if let (Some((node, kind)), Some(name)) = (def, name) {
+            if hidden(node) {
+                return;
+            }
             if let Ok(n) = name.utf8_text(src) {
                 raw.push(RawDef {
                     node,
@@ -327,6 +348,26 @@ fn extract_by<'t>(lang: Lang, text: &str, tree: &'t Tree, engine_only: bool) -> 
     }
 }
 
+/// Whether `node` lies inside a local kind (`reach`) that the walk does not enter: told
+/// from its ancestors, as the reference needs, not by the walk's own bookkeeping.
+fn inside_local(enter: &crate::reach::Enter, node: Node) -> bool {
+    let mut n = node;
+    while let Some(p) = n.parent() {
+        let in_field = || {
+            p.parent().is_some_and(|g| {
+                enter.by_field(p.kind_id(), g.kind_id(), |f| {
+                    g.child_by_field_id(f) == Some(p)
+                })
+            })
+        };
+        if enter.is_local(p.kind_id()) && !p.has_error() && !in_field() {
+            return true;
+        }
+        n = p;
+    }
+    false
+}
+
 /// The compiled patterns' matches, by one walk over the tree in document order. Records the
 /// parent and grandparent of each node where a pattern may match (see [`Family`]).
 fn walk_matches<'t>(
@@ -351,12 +392,15 @@ fn walk_matches<'t>(
                 });
         }
         // Below a kind that cannot hold a match there is nothing to find, unless error
-        // recovery put it there.
-        extraction
-            .enter
-            .get(node.kind_id() as usize)
-            .copied()
-            .unwrap_or(true)
+        // recovery put it there; nor below a local kind (`reach`), unless it is in a field
+        // the query file names.
+        let kind = node.kind_id();
+        extraction.enter.kind(kind)
+            || ancestors.last().is_some_and(|p| {
+                extraction
+                    .enter
+                    .by_field(kind, p.kind_id(), |f| p.child_by_field_id(f) == Some(node))
+            })
             || node.has_error()
     });
 }

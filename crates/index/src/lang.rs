@@ -170,7 +170,7 @@ pub struct Extraction {
     pub matcher: Matcher,
     /// By node kind id: whether a node of that kind can hold one the matcher starts at
     /// (`reach`); the extraction walk enters no other.
-    pub enter: Vec<bool>,
+    pub enter: crate::reach::Enter,
     /// Node kind ids whose nodes are identifier uses.
     pub use_kinds: Vec<u16>,
 }
@@ -217,8 +217,13 @@ impl Extraction {
             query.disable_pattern(i);
             disabled.push(i);
         }
-        let enter =
-            crate::reach::kinds_to_enter(&grammar, lang.node_types(), |k| matcher.may_match(k));
+        let local = crate::reach::local_directive(source);
+        let enter = crate::reach::kinds_to_enter(
+            &grammar,
+            lang.node_types(),
+            |k| matcher.may_match(k),
+            &local,
+        );
         Self {
             enter,
             query_needed: disabled.len() < query.pattern_count(),

@@ -399,6 +399,50 @@ fn referenced_definitions_come_from_the_unsaved_text() {
     assert!(hits.iter().any(|h| h.def.name == "load"), "{hits:?}");
 }
 
+const B_RS: &str = "fn a() { fn top() {} run(|| { fn inner() {} struct S; }); vec![fn_like()]; }\nconst C: u8 = { fn in_const() {} 1 };\n";
+const B_JS: &str = "call({ m() { return 1 } }, class { n() {} }, () => { function q() {} });\n";
+const B_JAVA: &str =
+    "class A { Object o = new Runnable() { public void run() { class L {} } }; void m() { class K {} } }\n";
+const B_GO: &str =
+    "package p\nfunc f() { type U int; go func() { type T struct{}; const c = 1 }() }\n";
+const B_C: &str =
+    "int f(void) { struct local { int a; } l; return sizeof(struct inner { int b; }); }\n";
+
+/// What the query files' local kinds (`; local:`) keep out: definitions inside expressions
+/// (closures, anonymous classes, `sizeof`), not those written in a function's body, and
+/// none in a language that names no local kind (JavaScript).
+#[test]
+fn definitions_inside_expressions_are_local_except_where_a_module_exports_them() {
+    let cases: &[(&str, &str, &[&str], &[&str])] = &[
+        (
+            "b.rs",
+            B_RS,
+            &["a", "top", "C"],
+            &["inner", "S", "in_const"],
+        ),
+        ("b.js", B_JS, &["m", "n", "q"], &[]),
+        ("b.java", B_JAVA, &["A", "o", "m", "K"], &["run", "L"]),
+        ("b.go", B_GO, &["f", "U"], &["T", "c"]),
+        ("b.c", B_C, &["f", "local", "a"], &["inner", "b"]),
+    ];
+    let mut ex = Extractor::new();
+    for (path, text, found, local) in cases {
+        let lang = Lang::from_path(Path::new(path)).unwrap();
+        let tree = ex.parse(lang, text).unwrap();
+        let names: Vec<String> = extract_tree(lang, text, &tree)
+            .definitions
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        for n in *found {
+            assert!(names.iter().any(|d| d == n), "{path}: no {n} in {names:?}");
+        }
+        for n in *local {
+            assert!(!names.iter().any(|d| d == n), "{path}: {n} in {names:?}");
+        }
+    }
+}
+
 /// Snippets where one node matches a pattern more than once, or the patterns use
 /// alternations, anchors, optional children and `#eq?`: the walk and the query engine agree.
 #[test]
@@ -415,13 +459,14 @@ fn the_walk_and_the_query_engine_agree_on_tricky_snippets() {
         ("a.cs", "using A.B;\nnamespace N;\nrecord R(int X);\ninterface I { void M(); }\nstruct S { int a, b; }\n"),
         ("a.php", "<?php\nuse A\\B, C\\D;\nrequire_once 'x.php';\ninterface I { function f(); }\ntrait T { public $a, $b; }\n"),
         ("a.rs", "mod m;\nuse a::{b, c};\nimpl<T> X for Y<T> { fn f() {} }\nmacro_rules! mm { () => {} }\nunion U { a: u8 }\n"),
-        // Definitions deep inside expressions, where the walk must still go (`reach`), and
-        // inside syntax errors, where the grammar cannot say what is there.
-        ("b.rs", "fn a() { run(|| { fn inner() {} struct S; }); vec![fn_like()]; }\n"),
-        ("b.js", "call({ m() { return 1 } }, class { n() {} }, () => { function q() {} });\n"),
-        ("b.java", "class A { Object o = new Runnable() { public void run() { class L {} } }; }\n"),
-        ("b.go", "package p\nfunc f() { go func() { type T struct{}; const c = 1 }() }\n"),
-        ("b.c", "int n = sizeof(struct inner { int a; });\n"),
+        // Definitions deep inside expressions, where the walk must still go (`reach`) or,
+        // in a local kind, must not, and inside syntax errors, where the grammar cannot say
+        // what is there.
+        ("b.rs", B_RS),
+        ("b.js", B_JS),
+        ("b.java", B_JAVA),
+        ("b.go", B_GO),
+        ("b.c", B_C),
         ("b.py", "def f():\n    def g():\n        pass\n    return h(lambda: 1, [x for x in y])\n"),
         ("c.py", "foo(\nimport os\n)\ndef a(): pass\n"),
     ];
