@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"MOATIDX\0";
-/// Bump when `FileEntry` or the extraction queries change meaning.
-const VERSION: u32 = 3;
+/// Bump when `FileEntry` or the extraction queries change meaning (4: local kinds).
+const VERSION: u32 = 4;
 
 /// The body: the vocabulary and the files, each in separately encoded parts, so that a
 /// restart decodes them on all cores.
