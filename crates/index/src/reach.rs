@@ -8,7 +8,7 @@
 //! describe, so a subtree with a syntax error in it is always entered.
 //!
 //! One deliberate exception: a query file may name *local* kinds (`; local: _expression
-//! !block`), whose subtrees the walk does not enter although the grammar lets them hold a
+//! !function_item.body`), whose subtrees the walk does not enter although the grammar lets them hold a
 //! definition. Rust's closures and `if` arms, C's `sizeof(struct …)`, Java's anonymous
 //! classes: what is defined there is visible only to the code around it, which the
 //! in-file window already shows, and walking every expression of every function body was
@@ -132,32 +132,27 @@ pub fn kinds_to_enter(
             root[*i] = true;
         }
     }
-    // The exceptions' fields: (parent type, field name, the types the field may hold).
-    let exceptions: Vec<(usize, &str, Vec<usize>)> = local
+    // The exceptions: (parent type, the types its field may hold) and, for the walk,
+    // (parent kind id, field id).
+    let (edges, fields): (Vec<Edge>, Vec<(u16, u16)>) = local
         .iter()
         .filter_map(|k| k.strip_prefix('!')?.split_once('.'))
         .filter_map(|(parent, field)| {
             let p = *at.get(&(parent.to_string(), true))?;
             let kids = types[p].fields.get(field)?.types.iter();
             let kids = kids.filter_map(|r| at.get(&key(r)).copied());
-            Some((p, field, with_subtypes(&types, &at, kids)))
+            let parent_id = grammar.id_for_node_kind(parent, true);
+            let field_id = grammar.field_id_for_name(field)?.get();
+            Some(((p, with_subtypes(&types, &at, kids)), (parent_id, field_id)))
         })
-        .collect();
+        .unzip();
     // What a kind may hold with nothing local: what an exception's child may hold.
     let unblocked = holding(&inside, &root, &vec![false; types.len()], &[], &[]);
-    let edges: Vec<(usize, Vec<usize>)> = exceptions
-        .iter()
-        .map(|(p, _, kids)| (*p, kids.clone()))
-        .collect();
     let blocked = local_kinds(&types, &at, local);
     let holds = holding(&inside, &root, &blocked, &edges, &unblocked);
     let via: Vec<bool> = (0..types.len())
         .map(|i| blocked[i] && unblocked[i] && edges.iter().any(|(_, kids)| kids.contains(&i)))
         .collect();
-    let kind_id = |i: usize| {
-        let t = &types[i];
-        grammar.id_for_node_kind(&t.kind, t.named)
-    };
     Enter {
         kinds: described
             .iter()
@@ -171,14 +166,12 @@ pub fn kinds_to_enter(
             .iter()
             .map(|d| d.is_some_and(|i| via[i]))
             .collect(),
-        fields: exceptions
-            .iter()
-            .filter_map(|(p, field, _)| {
-                Some((kind_id(*p), grammar.field_id_for_name(field)?.get()))
-            })
-            .collect(),
+        fields,
     }
 }
+
+/// An exception's parent type and the types its field may hold.
+type Edge = (usize, Vec<usize>);
 
 /// holds[i]: a root may be somewhere below a node of kind i, through no blocked kind
 /// except an edge's child (parent, its children's kinds), which holds what it holds
@@ -187,7 +180,7 @@ fn holding(
     inside: &[Vec<usize>],
     root: &[bool],
     blocked: &[bool],
-    edges: &[(usize, Vec<usize>)],
+    edges: &[Edge],
     unblocked: &[bool],
 ) -> Vec<bool> {
     let mut holds = vec![false; inside.len()];
@@ -245,6 +238,7 @@ fn local_kinds(
         .iter()
         .filter(|k| !k.starts_with('!'))
         .filter_map(|k| at.get(&(k.to_string(), true)).copied());
+    // (`!parent.field` names no kind and is read by the caller.)
     let mut blocked = vec![false; types.len()];
     for i in with_subtypes(types, at, named) {
         blocked[i] = true;
