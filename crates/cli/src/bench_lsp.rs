@@ -39,6 +39,9 @@ pub struct Args {
     /// none, file or repo.
     #[arg(long, default_value = "repo")]
     context: String,
+    /// The server's `suffixTokens` (default: the server's own, 64 on a CPU).
+    #[arg(long)]
+    suffix_tokens: Option<usize>,
     #[arg(long)]
     json: bool,
     /// Write the server's log here (`MOAT_LOG` sets its level).
@@ -147,6 +150,9 @@ pub fn run(a: Args, threads: usize) -> Result<()> {
     let mut options = json!({"context": a.context, "telemetry": false});
     if let Some(m) = &a.model {
         options["model"] = json!(m);
+    }
+    if let Some(n) = a.suffix_tokens {
+        options["suffixTokens"] = json!(n);
     }
     c.initialize(&root, options)?;
     let t = Instant::now();
@@ -352,6 +358,7 @@ fn report(
         "model": status["model"]["model"],
         "threads": threads,
         "context": a.context,
+        "suffix_tokens": a.suffix_tokens,
         "chars_per_second": a.cps,
         "ready_s": (ready_s * 10.0).round() / 10.0,
         "sites": f.cold.len(),
