@@ -29,11 +29,12 @@ const WINDOW_STEP: u32 = 16;
 pub const MEMO_LINES: u32 = 8;
 
 /// Most tokens the text after the cursor takes on a CPU, where every keystroke re-prefills
-/// it (about half a second there). Not only speed: on rich's mid-line holes a suffix at the
-/// budget's usual share (~230 tokens) cost the 0.5B ~10 exact-match points on three seeds
-/// (the model copies names from it), while 64 kept axios's score (`moat eval repo
-/// --suffix-tokens`, session 16).
-pub const CPU_SUFFIX_TOKENS: usize = 64;
+/// it. Session 20 measured both sides (`moat eval repo DIR --holes 200 --seed 1 --context
+/// file --suffix-tokens N`; `moat bench lsp rich/table.py --sites 4 --suffix-tokens N`):
+/// 64 / 128 / 256 tokens gave rich 19.5 / 21.0 / 23.5 and axios 12.0 / 16.5 / 17.5 exact
+/// match, and model-answered keystrokes p50 125 / 125 / 1,660 ms: 256 is worth more but
+/// too slow to type with on two cores.
+pub const CPU_SUFFIX_TOKENS: usize = 128;
 
 /// Prompt tokens, markup included, and how they are shared.
 #[derive(Debug, Clone, Copy)]

@@ -22,7 +22,7 @@ pub struct Settings {
     /// Prompt budget in tokens.
     pub context_budget: usize,
     pub context: ContextMode,
-    /// Most tokens of the text after the cursor (`None`: 64 on a CPU, else the budget's
+    /// Most tokens of the text after the cursor (`None`: 128 on a CPU, else the budget's
     /// usual share). The engine recomputes this part at every keystroke: it sits after the
     /// text being typed in the prompt.
     pub suffix_tokens: Option<usize>,
@@ -281,11 +281,12 @@ mod tests {
         let mut s = Settings::default();
         let b = s.budget();
         assert_eq!(b.total, s.context_budget);
-        assert!((b.suffix_share * b.total as f32 - 64.0).abs() < 1.0);
+        let cpu = moat_context::CPU_SUFFIX_TOKENS as f32;
+        assert!((b.suffix_share * b.total as f32 - cpu).abs() < 1.0);
         // `auto` is the CPU on a machine (or build) without CUDA.
         s.apply(&json!({"device": "auto"}));
         if moat_engine::DeviceChoice::Cuda(0).open().is_err() {
-            assert!((s.budget().suffix_share * s.context_budget as f32 - 64.0).abs() < 1.0);
+            assert!((s.budget().suffix_share * s.context_budget as f32 - cpu).abs() < 1.0);
         }
         s.apply(&json!({"device": "cuda"}));
         assert_eq!(
