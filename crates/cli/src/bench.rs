@@ -22,6 +22,10 @@ pub enum BenchCommand {
         /// tree walk, parse + extraction, chunks): where the time above parsing goes.
         #[arg(long)]
         phases: bool,
+        /// Full index and parsing alone, alternated this many times: on a noisy machine
+        /// the medians (and the median of each pair's ratio) are the figures to read.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
     },
     /// Completion latency through the protocol on a real file: cold, and while typing
     /// lines back at a steady rate; model calls the typing-through cache saved.
@@ -131,7 +135,8 @@ pub fn run(cmd: BenchCommand, threads: usize) -> Result<()> {
             json,
             updates,
             phases,
-        } => return crate::bench_index::run(&dir, json, updates, phases),
+            runs,
+        } => return crate::bench_index::run(&dir, json, updates, phases, runs),
         BenchCommand::Report { events, json } => return crate::bench_report::run(events, json),
         BenchCommand::Lsp(args) => return crate::bench_lsp::run(args, threads),
     };

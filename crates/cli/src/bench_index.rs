@@ -10,6 +10,10 @@ use serde_json::json;
 use std::cell::RefCell;
 use std::time::Instant;
 
+fn median(v: &mut [f64]) -> f64 {
+    percentile(v, 0.5)
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -22,35 +26,57 @@ thread_local! {
     static PARSER: RefCell<Extractor> = RefCell::new(Extractor::new());
 }
 
-pub fn run(dir: &std::path::Path, json_out: bool, updates: usize, phases: bool) -> Result<()> {
+pub fn run(
+    dir: &std::path::Path,
+    json_out: bool,
+    updates: usize,
+    phases: bool,
+    runs: usize,
+) -> Result<()> {
     let root = dir
         .canonicalize()
         .with_context(|| format!("{}", dir.display()))?;
     if !root.is_dir() {
         bail!("{} is not a directory", root.display());
     }
-    // 1. The whole index, from nothing (as on first start).
-    let t = Instant::now();
-    let mut idx = Index::new(&root, WalkOptions::default())?;
-    let stats = idx.refresh();
-    let full_s = t.elapsed().as_secs_f64();
-    let rss_index = peak_rss_mb();
+    let (mut fulls, mut parses, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        // The previous run's index goes first, so that each run starts alike.
+        drop(last.take());
+        // 1. The whole index, from nothing (as on first start).
+        let t = Instant::now();
+        let mut idx = Index::new(&root, WalkOptions::default())?;
+        let stats = idx.refresh();
+        let full_s = t.elapsed().as_secs_f64();
+        let rss_index = peak_rss_mb();
 
-    // 2. The limit: tree-sitter parsing alone, on the same files already in memory, on the
-    //    same threads.
-    let texts: Vec<(moat_index::Lang, String)> = idx
-        .paths()
-        .filter_map(|p| walk::read_source(&root.join(p), &WalkOptions::default()).ok())
-        .collect();
+        // 2. The limit: tree-sitter parsing alone, on the same files already in memory, on
+        //    the same threads.
+        let texts: Vec<(moat_index::Lang, String)> = idx
+            .paths()
+            .filter_map(|p| walk::read_source(&root.join(p), &WalkOptions::default()).ok())
+            .collect();
+        let t = Instant::now();
+        let parsed: usize = texts
+            .par_iter()
+            .map(|(lang, text)| {
+                PARSER.with(|p| p.borrow_mut().parse(*lang, text).map_or(0, |_| 1usize))
+            })
+            .sum();
+        let parse_s = t.elapsed().as_secs_f64();
+        fulls.push(full_s);
+        parses.push(parse_s);
+        ratios.push(parse_s / full_s);
+        last = Some((idx, stats, rss_index, texts, parsed));
+    }
+    let (mut idx, stats, rss_index, texts, parsed) = last.expect("at least one run");
     let bytes: usize = texts.iter().map(|(_, t)| t.len()).sum();
-    let t = Instant::now();
-    let parsed: usize = texts
-        .par_iter()
-        .map(|(lang, text)| {
-            PARSER.with(|p| p.borrow_mut().parse(*lang, text).map_or(0, |_| 1usize))
-        })
-        .sum();
-    let parse_s = t.elapsed().as_secs_f64();
+    let (full_s, parse_s, ratio) = (
+        median(&mut fulls.clone()),
+        median(&mut parses.clone()),
+        median(&mut ratios.clone()),
+    );
     let stages = phases.then(|| time_stages(&root, &idx, &texts, parse_s));
     drop(texts);
 
@@ -121,7 +147,11 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize, phases: bool) 
     let (p50, p95) = p50_p95(&mut lat);
     let (typed50, typed95) = p50_p95(&mut typed);
     let mb = bytes as f64 / 1e6;
-    let ratio = parse_s / full_s;
+    let r2 = |v: &[f64]| {
+        v.iter()
+            .map(|x| (x * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    };
     if json_out {
         println!(
             "{}",
@@ -138,6 +168,8 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize, phases: bool) 
                 "parse_only_s": (parse_s * 100.0).round() / 100.0,
                 "parse_only_mb_s": (mb / parse_s * 10.0).round() / 10.0,
                 "index_vs_parse_speed": (ratio * 100.0).round() / 100.0,
+                "runs": {"full_index_s": r2(&fulls), "parse_only_s": r2(&parses),
+                         "index_vs_parse_speed": r2(&ratios)},
                 "parsed_files": parsed,
                 "peak_rss_mb_after_index": rss_index.map(f64::round),
                 "on_disk_mb": (disk as f64 / 1e5).round() / 10.0,
@@ -167,6 +199,15 @@ pub fn run(dir: &std::path::Path, json_out: bool, updates: usize, phases: bool) 
             mb / full_s,
             mb / parse_s
         );
+        if fulls.len() > 1 {
+            println!(
+                "             medians of {} alternated runs; full {:?} s, parsing {:?} s, ratios {:?}",
+                fulls.len(),
+                r2(&fulls),
+                r2(&parses),
+                r2(&ratios)
+            );
+        }
         if let Some(r) = rss_index {
             println!("peak RSS     {r:.0} MB");
         }

@@ -253,83 +253,59 @@ impl Index {
         let mut skipped = SkipCounts::new();
         let mut todo = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (rel, abs) in &candidates {
-            if Lang::from_path(abs).is_none() {
+        for (rel, abs) in candidates {
+            if Lang::from_path(&abs).is_none() {
                 *skipped.entry(Skip::Unsupported).or_default() += 1;
                 continue;
             }
             seen.insert(rel.clone());
-            let meta = match std::fs::metadata(abs) {
-                Ok(m) => m,
-                Err(_) => {
-                    *skipped.entry(Skip::Unreadable).or_default() += 1;
-                    continue;
-                }
-            };
-            let unchanged = self
-                .files
-                .get(rel)
-                .is_some_and(|e| e.size == meta.len() && e.mtime_ns == mtime_ns(&meta));
-            if !unchanged {
-                todo.push((rel.clone(), abs.clone()));
-            }
+            // What the workers compare with, copied out: the index changes while they run.
+            let known = self.files.get(&rel).map(|e| Known {
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+                hash: e.hash,
+            });
+            todo.push((rel, abs, known));
         }
         let opts = self.opts.clone();
-        let known: HashMap<String, [u8; 16]> = todo
-            .iter()
-            .filter_map(|(rel, _)| self.files.get(rel).map(|e| (rel.clone(), e.hash)))
-            .collect();
-        // Read, vet and parse on all cores; the tables are updated afterwards, in order.
         let t_walk = t0.elapsed();
-        let results: Vec<(String, std::result::Result<Option<Parsed>, Skip>)> = todo
-            .par_iter()
-            .map(|(rel, abs)| (rel.clone(), read_and_parse(abs, &opts, known.get(rel))))
-            .collect();
-        let t_parse = t0.elapsed();
+        // Stat, read, vet and parse on the pool; each result is filed here, in the walk's
+        // order (so ids and tables come out the same on every run), while later files are
+        // still being parsed.
         let mut parsed = 0;
-        // A first build only files the entries here; the lookup tables are then derived from
-        // all of them at once, in parallel, as a reload does (`restore`).
-        let first = self.files.is_empty();
-        for (rel, r) in results {
-            match r {
-                Ok(Some(p)) if first => {
-                    parsed += 1;
-                    let id = self.fresh_id();
-                    let entry = self.entry(id, p);
-                    self.files.insert(rel, entry);
-                }
-                Ok(Some(p)) => {
-                    parsed += 1;
-                    self.put(rel, p);
-                }
-                Ok(None) => {
-                    // Same content, new mtime: remember the mtime only.
-                    if let (Some(e), Ok(meta)) = (
-                        self.files.get_mut(&rel),
-                        std::fs::metadata(self.root.join(&rel)),
-                    ) {
-                        e.mtime_ns = mtime_ns(&meta);
+        in_order(
+            &todo,
+            |(_, abs, known)| examine(abs, &opts, known.as_ref()),
+            |i, outcome| {
+                let rel = &todo[i].0;
+                match outcome {
+                    Outcome::Unchanged => {}
+                    Outcome::Unstatable => {
+                        *skipped.entry(Skip::Unreadable).or_default() += 1;
+                    }
+                    Outcome::Touched(mtime) => {
+                        // Same content, new mtime: remember the mtime only.
+                        if let Some(e) = self.files.get_mut(rel) {
+                            e.mtime_ns = mtime;
+                        }
+                    }
+                    Outcome::Parsed(p) => {
+                        parsed += 1;
+                        self.put(rel.clone(), p);
+                    }
+                    Outcome::Skipped(skip) => {
+                        *skipped.entry(skip).or_default() += 1;
+                        seen.remove(rel);
                     }
                 }
-                Err(skip) => {
-                    *skipped.entry(skip).or_default() += 1;
-                    seen.remove(&rel);
-                }
-            }
-        }
+            },
+        );
         let t_file = t0.elapsed();
-        if first && !self.files.is_empty() {
-            let terms = std::mem::take(&mut self.bm25).into_vocabulary();
-            let files = std::mem::take(&mut self.files);
-            self.restore(terms, files);
-        }
         // Where a refresh spends its time (`MOAT_LOG=moat_index=debug`): the walk and the
         // filing are serial, the parse is not.
         tracing::debug!(
             walk = ?t_walk,
-            parse = ?(t_parse - t_walk),
-            file = ?(t_file - t_parse),
-            tables = ?(t0.elapsed() - t_file),
+            parse_and_file = ?(t_file - t_walk),
             "refresh phases"
         );
         let gone: Vec<String> = self
@@ -657,6 +633,82 @@ struct Parsed {
     hash: [u8; 16],
     symbols: FileSymbols,
     chunks: Chunks,
+}
+
+/// An indexed file's state as a refresh found it, for comparing with the disk.
+struct Known {
+    size: u64,
+    mtime_ns: u64,
+    hash: [u8; 16],
+}
+
+/// What a refresh learns of one candidate file.
+enum Outcome {
+    /// Same size and mtime as indexed.
+    Unchanged,
+    /// Its metadata could not be read: counted, and what the index has of it is kept.
+    Unstatable,
+    /// Same content under a new mtime.
+    Touched(u64),
+    Parsed(Parsed),
+    Skipped(Skip),
+}
+
+fn examine(abs: &Path, opts: &WalkOptions, known: Option<&Known>) -> Outcome {
+    let Ok(meta) = std::fs::metadata(abs) else {
+        return Outcome::Unstatable;
+    };
+    if known.is_some_and(|k| k.size == meta.len() && k.mtime_ns == mtime_ns(&meta)) {
+        return Outcome::Unchanged;
+    }
+    match read_and_parse(abs, opts, known.map(|k| &k.hash)) {
+        Ok(Some(p)) => Outcome::Parsed(p),
+        Ok(None) => Outcome::Touched(mtime_ns(&meta)),
+        Err(skip) => Outcome::Skipped(skip),
+    }
+}
+
+/// Runs `work` over `items` on the pool and hands each result to `file` on this thread,
+/// in the items' order, as soon as it and all before it are done: the filing overlaps the
+/// work instead of following it. Workers take the next item from a counter, so results
+/// come nearly in order and few wait. Called from inside the pool (where blocking this
+/// thread could starve the workers), it works first and files afterwards.
+fn in_order<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> R + Sync,
+    mut file: impl FnMut(usize, R),
+) {
+    if rayon::current_thread_index().is_some() {
+        let results: Vec<R> = items.par_iter().map(&work).collect();
+        for (i, r) in results.into_iter().enumerate() {
+            file(i, r);
+        }
+        return;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    rayon::in_place_scope(|s| {
+        for _ in 0..rayon::current_num_threads().min(items.len()) {
+            let (tx, next, work) = (tx.clone(), &next, &work);
+            s.spawn(move |_| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= items.len() || tx.send((i, work(&items[i]))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Ends when every worker is done (and has dropped its sender).
+        let mut pending = BTreeMap::new();
+        let mut want = 0;
+        for (i, r) in rx {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&want) {
+                file(want, r);
+                want += 1;
+            }
+        }
+    });
 }
 
 /// `Ok(None)`: the content hashes to `known` (nothing to parse).

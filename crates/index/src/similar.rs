@@ -2,11 +2,13 @@
 //! with BM25 over code terms (`tokens`). A compact inverted index of our own: postings per
 //! term, updated per file, so that editing one file never rebuilds the whole index.
 
-use crate::tokens::{for_each_term, terms};
+use crate::tokens::{fold, for_each_raw_term, terms, RawTerm};
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
+use std::hash::Hasher;
 // Term and chunk keys are hashed millions of times while indexing; they come from the
 // repository, not from an adversary, so a fast non-cryptographic hash is the right trade.
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHasher};
 
 /// Window length and step, in lines: 40-line windows every 20 lines, so every line is in two
 /// windows and a function of up to ~20 lines is whole in at least one.
@@ -25,26 +27,15 @@ pub struct Chunks {
 /// Cuts `text` into windows (a file shorter than a window is one chunk). Each line's terms
 /// are found once, though every line is in two windows.
 pub fn chunks(text: &str) -> Chunks {
-    let mut local: HashMap<String, u32> = HashMap::default();
-    let mut vocab: Vec<String> = Vec::new();
+    let mut local = LocalVocab::default();
     // The term ids of every line, flat; `line_end[i]` ends line i's run.
     let mut ids: Vec<u32> = Vec::new();
     let mut line_end: Vec<usize> = Vec::new();
     for line in text.lines() {
-        for_each_term(line, |t| {
-            let id = match local.get(t) {
-                Some(id) => *id,
-                None => {
-                    let id = vocab.len() as u32;
-                    local.insert(t.to_string(), id);
-                    vocab.push(t.to_string());
-                    id
-                }
-            };
-            ids.push(id);
-        });
+        for_each_raw_term(line, |t| ids.push(local.id(t)));
         line_end.push(ids.len());
     }
+    let vocab = local.into_terms();
     // Renumber in the terms' order.
     let mut order: Vec<u32> = (0..vocab.len() as u32).collect();
     order.sort_unstable_by(|a, b| vocab[*a as usize].cmp(&vocab[*b as usize]));
@@ -102,6 +93,113 @@ pub fn chunks(text: &str) -> Chunks {
         vocab: sorted,
         chunks: out,
     }
+}
+
+/// A file's terms while it is scanned: each term's lowercase bytes once, in one buffer, and
+/// a table of ids looked up by those bytes' hash, so that a term seen before (nearly every
+/// one) costs a hash and a compare, and neither a lowercase copy nor an allocation. Most
+/// terms are at most 8 bytes: their slot's first word decides without reading the buffer.
+#[derive(Default)]
+struct LocalVocab {
+    table: HashTable<Slot>,
+    bytes: Vec<u8>,
+    /// Where each id's term ends in `bytes` (it starts where the previous one ends).
+    ends: Vec<usize>,
+}
+
+struct Slot {
+    hash: u64,
+    /// The term's first 8 lowercase bytes, zero-padded.
+    first: u64,
+    len: u32,
+    id: u32,
+}
+
+impl LocalVocab {
+    fn term(&self, id: u32) -> &[u8] {
+        term_in(&self.bytes, &self.ends, id)
+    }
+
+    fn id(&mut self, t: RawTerm) -> u32 {
+        let (raw, folded) = match t {
+            RawTerm::Ascii(seg) => (seg, true),
+            RawTerm::Lower(w) => (w.as_bytes(), false),
+        };
+        let (hash, first) = lower_hash(raw, folded);
+        let len = raw.len() as u32;
+        let Self { table, bytes, ends } = self;
+        // Terms in the buffer are lowercase, so an ASCII segment matches the one that
+        // equals it ignoring case.
+        let found = table.find(hash, |s| {
+            s.first == first
+                && s.len == len
+                && (len <= 8 || {
+                    let (t, r) = (&term_in(bytes, ends, s.id)[8..], &raw[8..]);
+                    if folded {
+                        t.eq_ignore_ascii_case(r)
+                    } else {
+                        t == r
+                    }
+                })
+        });
+        if let Some(s) = found {
+            return s.id;
+        }
+        let id = ends.len() as u32;
+        if folded {
+            bytes.extend(raw.iter().map(|b| fold(*b)));
+        } else {
+            bytes.extend_from_slice(raw);
+        }
+        ends.push(bytes.len());
+        let slot = Slot {
+            hash,
+            first,
+            len,
+            id,
+        };
+        table.insert_unique(hash, slot, |s| s.hash);
+        id
+    }
+
+    /// The terms in id order.
+    fn into_terms(self) -> Vec<String> {
+        (0..self.ends.len() as u32)
+            .map(|id| {
+                // Whole terms of a `&str`, cut at ASCII boundaries: always UTF-8.
+                String::from_utf8_lossy(self.term(id)).into_owned()
+            })
+            .collect()
+    }
+}
+
+fn term_in<'a>(bytes: &'a [u8], ends: &[usize], id: u32) -> &'a [u8] {
+    let id = id as usize;
+    &bytes[if id == 0 { 0 } else { ends[id - 1] }..ends[id]]
+}
+
+/// The hash of a term's lowercase bytes and their first 8 (zero-padded): `raw` lowercased
+/// by [`fold`] when `folded`, so that an ASCII segment as written and its lowercase copy
+/// come out alike.
+fn lower_hash(raw: &[u8], folded: bool) -> (u64, u64) {
+    let mask = if folded { 0x2020_2020_2020_2020u64 } else { 0 };
+    let mut h = FxHasher::default();
+    let mut words = raw.chunks_exact(8);
+    let mut first = None;
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().expect("8 bytes")) | mask;
+        first.get_or_insert(w);
+        h.write_u64(w);
+    }
+    // The tail's bytes, folded one by one: the zero padding must stay zero on both paths.
+    let mut last = [0u8; 8];
+    for (d, b) in last.iter_mut().zip(words.remainder()) {
+        *d = if folded { fold(*b) } else { *b };
+    }
+    let last = u64::from_le_bytes(last);
+    // With the length, so that `ab` and `ab\0…` differ.
+    h.write_u64(last ^ ((raw.len() as u64) << 56));
+    (h.finish(), first.unwrap_or(last))
 }
 
 /// A chunk as the index keeps it: terms as ids into the index's vocabulary.
@@ -375,5 +473,70 @@ mod tests {
         assert_eq!(c.chunks[0].terms, [(0, 2), (1, 1), (2, 2), (3, 1)]);
         assert_eq!((c.chunks[0].len, c.chunks[0].end_line), (6, 1));
         assert_eq!(chunks(""), Chunks::default());
+    }
+
+    /// The scan's own table of terms gives what plain strings give: random lines of mixed
+    /// case, digits, underscores and non-ASCII words, long and short, against a `BTreeMap`
+    /// of each line's terms counted per window.
+    #[test]
+    fn windows_count_terms_as_plain_strings_do() {
+        use rand::{Rng, SeedableRng};
+        use std::collections::BTreeMap;
+        let words = [
+            "fooBar",
+            "FOO",
+            "foo",
+            "x1",
+            "HTTPServer",
+            "über",
+            "Über_map",
+            "a_b_c",
+            "42",
+            "longIdentifierNameHere",
+            "LONGIDENTIFIERNAMEHERE",
+            "ab",
+            "AB",
+            "naïveParse",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..200 {
+            let text: String = (0..rng.gen_range(0..90))
+                .map(|_| {
+                    let n = rng.gen_range(0..30);
+                    let line: Vec<&str> = (0..n)
+                        .map(|_| words[rng.gen_range(0..words.len())])
+                        .collect();
+                    line.join(if rng.gen_bool(0.5) { " " } else { "." }) + "\n"
+                })
+                .collect();
+            let got = chunks(&text);
+            let lines: Vec<Vec<String>> = text
+                .lines()
+                .map(|l| {
+                    let mut t = Vec::new();
+                    terms(l, &mut t);
+                    t
+                })
+                .collect();
+            let vocab: Vec<String> = lines
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            assert_eq!(got.vocab, vocab);
+            for c in &got.chunks {
+                let mut want: BTreeMap<u32, u32> = BTreeMap::new();
+                for t in lines[c.start_line as usize..=c.end_line as usize]
+                    .iter()
+                    .flatten()
+                {
+                    let id = vocab.binary_search(t).unwrap() as u32;
+                    *want.entry(id).or_default() += 1;
+                }
+                assert_eq!(c.terms, want.into_iter().collect::<Vec<_>>());
+            }
+        }
     }
 }
