@@ -94,6 +94,20 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// CPU seconds this process has used, all threads, user and system (`None` off Linux).
+/// On a shared machine whose other tenants slow the clock, CPU time varies less than wall
+/// time does.
+pub(crate) fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name and state.
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // The kernel's clock tick is 100 Hz on every configuration Linux ships to userspace.
+    Some(ticks / 100.0)
+}
+
 /// A random-weight model of a named shape, written to `dir`.
 fn synthetic(dir: &std::path::Path, shape: &str, dtype: &str) -> Result<std::path::PathBuf> {
     use moat_engine::tiny::{dtype_named, write_tiny_model, Shape, TinySpec};

@@ -1,7 +1,7 @@
 //! `moat bench index DIR`: how fast the index builds, reloads and follows an edit, next to
 //! the limit that tree-sitter parsing alone sets on the same files.
 
-use crate::bench::peak_rss_mb;
+use crate::bench::{cpu_seconds, peak_rss_mb};
 use anyhow::{bail, Context, Result};
 use moat_index::extract::Extractor;
 use moat_index::{persist, walk, Index, WalkOptions};
@@ -40,15 +40,18 @@ pub fn run(
         bail!("{} is not a directory", root.display());
     }
     let (mut fulls, mut parses, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu_ratios = Vec::new();
     let mut last = None;
     for _ in 0..runs.max(1) {
         // The previous run's index goes first, so that each run starts alike.
         drop(last.take());
         // 1. The whole index, from nothing (as on first start).
         let t = Instant::now();
+        let cpu = cpu_seconds();
         let mut idx = Index::new(&root, WalkOptions::default())?;
         let stats = idx.refresh();
         let full_s = t.elapsed().as_secs_f64();
+        let full_cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
         let rss_index = peak_rss_mb();
 
         // 2. The limit: tree-sitter parsing alone, on the same files already in memory, on
@@ -58,6 +61,7 @@ pub fn run(
             .filter_map(|p| walk::read_source(&root.join(p), &WalkOptions::default()).ok())
             .collect();
         let t = Instant::now();
+        let cpu = cpu_seconds();
         let parsed: usize = texts
             .par_iter()
             .map(|(lang, text)| {
@@ -65,6 +69,10 @@ pub fn run(
             })
             .sum();
         let parse_s = t.elapsed().as_secs_f64();
+        let parse_cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
+        if let (Some(p), Some(f)) = (parse_cpu, full_cpu) {
+            cpu_ratios.push(p / f);
+        }
         fulls.push(full_s);
         parses.push(parse_s);
         ratios.push(parse_s / full_s);
@@ -169,7 +177,10 @@ pub fn run(
                 "parse_only_mb_s": (mb / parse_s * 10.0).round() / 10.0,
                 "index_vs_parse_speed": (ratio * 100.0).round() / 100.0,
                 "runs": {"full_index_s": r2(&fulls), "parse_only_s": r2(&parses),
-                         "index_vs_parse_speed": r2(&ratios)},
+                         "index_vs_parse_speed": r2(&ratios),
+                         "index_vs_parse_cpu": r2(&cpu_ratios)},
+                "index_vs_parse_cpu": (!cpu_ratios.is_empty())
+                    .then(|| (median(&mut cpu_ratios.clone()) * 100.0).round() / 100.0),
                 "parsed_files": parsed,
                 "peak_rss_mb_after_index": rss_index.map(f64::round),
                 "on_disk_mb": (disk as f64 / 1e5).round() / 10.0,
@@ -201,11 +212,12 @@ pub fn run(
         );
         if fulls.len() > 1 {
             println!(
-                "             medians of {} alternated runs; full {:?} s, parsing {:?} s, ratios {:?}",
+                "             medians of {} alternated runs; full {:?} s, parsing {:?} s, ratios {:?}; by CPU time {:?}",
                 fulls.len(),
                 r2(&fulls),
                 r2(&parses),
-                r2(&ratios)
+                r2(&ratios),
+                r2(&cpu_ratios)
             );
         }
         if let Some(r) = rss_index {

@@ -35,15 +35,13 @@ pub fn chunks(text: &str) -> Chunks {
         for_each_raw_term(line, |t| ids.push(local.id(t)));
         line_end.push(ids.len());
     }
-    let vocab = local.into_terms();
     // Renumber in the terms' order.
-    let mut order: Vec<u32> = (0..vocab.len() as u32).collect();
-    order.sort_unstable_by(|a, b| vocab[*a as usize].cmp(&vocab[*b as usize]));
-    let mut rank = vec![0u32; vocab.len()];
+    let order = local.sorted();
+    let mut rank = vec![0u32; order.len()];
     for (r, id) in order.iter().enumerate() {
         rank[*id as usize] = r as u32;
     }
-    let mut counts = vec![0u32; vocab.len()];
+    let mut counts = vec![0u32; order.len()];
     let mut touched: Vec<u32> = Vec::new();
     let n = line_end.len() as u32;
     let mut out = Vec::new();
@@ -85,12 +83,12 @@ pub fn chunks(text: &str) -> Chunks {
         }
         start += STEP;
     }
-    let mut sorted = vec![String::new(); vocab.len()];
-    for (id, term) in vocab.into_iter().enumerate() {
-        sorted[rank[id] as usize] = term;
-    }
     Chunks {
-        vocab: sorted,
+        // Whole terms of a `&str`, cut at ASCII boundaries: always UTF-8.
+        vocab: order
+            .iter()
+            .map(|id| String::from_utf8_lossy(local.term(*id)).into_owned())
+            .collect(),
         chunks: out,
     }
 }
@@ -105,6 +103,8 @@ struct LocalVocab {
     bytes: Vec<u8>,
     /// Where each id's term ends in `bytes` (it starts where the previous one ends).
     ends: Vec<usize>,
+    /// Each id's first 8 bytes, as in its slot.
+    firsts: Vec<u64>,
 }
 
 struct Slot {
@@ -127,7 +127,12 @@ impl LocalVocab {
         };
         let (hash, first) = lower_hash(raw, folded);
         let len = raw.len() as u32;
-        let Self { table, bytes, ends } = self;
+        let Self {
+            table,
+            bytes,
+            ends,
+            firsts,
+        } = self;
         // Terms in the buffer are lowercase, so an ASCII segment matches the one that
         // equals it ignoring case.
         let found = table.find(hash, |s| {
@@ -152,6 +157,7 @@ impl LocalVocab {
             bytes.extend_from_slice(raw);
         }
         ends.push(bytes.len());
+        firsts.push(first);
         let slot = Slot {
             hash,
             first,
@@ -162,14 +168,17 @@ impl LocalVocab {
         id
     }
 
-    /// The terms in id order.
-    fn into_terms(self) -> Vec<String> {
-        (0..self.ends.len() as u32)
-            .map(|id| {
-                // Whole terms of a `&str`, cut at ASCII boundaries: always UTF-8.
-                String::from_utf8_lossy(self.term(id)).into_owned()
-            })
-            .collect()
+    /// The ids in their terms' order: by the first 8 bytes as one number (big-endian, so
+    /// numbers compare as the bytes do), and by the rest only where those are equal.
+    fn sorted(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.ends.len() as u32).collect();
+        order.sort_unstable_by(|a, b| {
+            let key = |id: u32| self.firsts[id as usize].swap_bytes();
+            key(*a)
+                .cmp(&key(*b))
+                .then_with(|| self.term(*a).cmp(self.term(*b)))
+        });
+        order
     }
 }
 

@@ -65,14 +65,18 @@ const VENDORED_DIRS: [&str; 9] = [
 ];
 
 fn walker(root: &Path, start: &Path, max_depth: Option<usize>) -> ignore::Walk {
+    builder(root, start, max_depth).build()
+}
+
+fn builder(root: &Path, start: &Path, max_depth: Option<usize>) -> WalkBuilder {
     let mut ov = OverrideBuilder::new(root);
     for g in SECRET_GLOBS {
         // Adding a fixed, valid glob cannot fail.
         ov.add(&format!("!{g}")).expect("valid glob");
     }
     let overrides = ov.build().expect("valid overrides");
-    WalkBuilder::new(start)
-        .max_depth(max_depth)
+    let mut b = WalkBuilder::new(start);
+    b.max_depth(max_depth)
         .add_custom_ignore_filename(".moatignore")
         .require_git(false)
         .follow_links(false)
@@ -80,30 +84,39 @@ fn walker(root: &Path, start: &Path, max_depth: Option<usize>) -> ignore::Walk {
         .filter_entry(|e| {
             !(e.file_type().is_some_and(|t| t.is_dir())
                 && VENDORED_DIRS.contains(&e.file_name().to_string_lossy().as_ref()))
-        })
-        .build()
+        });
+    b
 }
 
-/// Candidate source files under `root` (relative paths with `/`), in a stable order.
+/// Candidate source files under `root` (relative paths with `/`), in a stable order. The
+/// directories are read on every core: in a first index the walk is the one step that
+/// nothing overlaps.
 pub fn candidates(root: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    for entry in walker(root, root, None) {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(err) => {
-                // An unreadable directory or a broken link: logged, never fatal.
-                tracing::debug!("walk: {err}");
-                continue;
-            }
-        };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = entry.into_path();
-        if let Some(rel) = relative(root, &path) {
-            out.push((rel, path));
-        }
-    }
+    let found = std::sync::Mutex::new(Vec::new());
+    builder(root, root, None)
+        .threads(rayon::current_num_threads())
+        .build_parallel()
+        .run(|| {
+            Box::new(|entry| {
+                match entry {
+                    Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
+                        let path = e.into_path();
+                        if let Some(rel) = relative(root, &path) {
+                            // A poisoned lock only means another walker thread panicked.
+                            found
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((rel, path));
+                        }
+                    }
+                    Ok(_) => {}
+                    // An unreadable directory or a broken link: logged, never fatal.
+                    Err(err) => tracing::debug!("walk: {err}"),
+                }
+                ignore::WalkState::Continue
+            })
+        });
+    let mut out = found.into_inner().unwrap_or_else(|p| p.into_inner());
     out.sort();
     out
 }
