@@ -669,10 +669,13 @@ fn examine(abs: &Path, opts: &WalkOptions, known: Option<&Known>) -> Outcome {
 }
 
 /// Runs `work` over `items` on the pool and hands each result to `file` on this thread,
-/// in the items' order, as soon as it and all before it are done: the filing overlaps the
-/// work instead of following it. Workers take the next item from a counter, so results
+/// in the items' order, soon after it and all before it are done (workers send a few at
+/// a time): the filing overlaps the work instead of following it. Workers take the next item from a counter, so results
 /// come nearly in order and few wait. Called from inside the pool (where blocking this
 /// thread could starve the workers), it works first and files afterwards.
+/// Results a worker hands over at once (see `in_order`).
+const BATCH: usize = 8;
+
 fn in_order<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&T) -> R + Sync,
@@ -690,10 +693,24 @@ fn in_order<T: Sync, R: Send>(
     rayon::in_place_scope(|s| {
         for _ in 0..rayon::current_num_threads().min(items.len()) {
             let (tx, next, work) = (tx.clone(), &next, &work);
-            s.spawn(move |_| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= items.len() || tx.send((i, work(&items[i]))).is_err() {
-                    break;
+            s.spawn(move |_| {
+                // Sent a few at a time: each message wakes the filing thread, which then
+                // takes a core from a worker.
+                let mut batch = Vec::with_capacity(BATCH);
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i < items.len() {
+                        batch.push((i, work(&items[i])));
+                    }
+                    if (i >= items.len() || batch.len() == BATCH)
+                        && !batch.is_empty()
+                        && tx.send(std::mem::take(&mut batch)).is_err()
+                    {
+                        break;
+                    }
+                    if i >= items.len() {
+                        break;
+                    }
                 }
             });
         }
@@ -701,8 +718,8 @@ fn in_order<T: Sync, R: Send>(
         // Ends when every worker is done (and has dropped its sender).
         let mut pending = BTreeMap::new();
         let mut want = 0;
-        for (i, r) in rx {
-            pending.insert(i, r);
+        for batch in rx {
+            pending.extend(batch);
             while let Some(r) = pending.remove(&want) {
                 file(want, r);
                 want += 1;
@@ -731,4 +748,35 @@ fn read_and_parse(
         symbols,
         chunks,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_order;
+
+    /// Every result is filed once, in the items' order, however unevenly the work takes,
+    /// from outside the pool (the pipeline) and from inside it (the fallback).
+    #[test]
+    fn results_are_filed_in_order() {
+        let items: Vec<u64> = (0..500).collect();
+        let work = |i: &u64| {
+            // Uneven work, so that results arrive out of order.
+            let spin = (i * 7919) % 50_000;
+            (0..spin).fold(*i, |a, b| std::hint::black_box(a ^ b)) ^ (0..spin).fold(0, |a, b| a ^ b)
+        };
+        let mut filed = Vec::new();
+        in_order(&items, work, |i, r| filed.push((i, r)));
+        let want: Vec<(usize, u64)> = items.iter().map(|i| (*i as usize, *i)).collect();
+        assert_eq!(filed, want);
+        let inside = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut filed = Vec::new();
+        inside.install(|| in_order(&items, work, |i, r| filed.push((i, r))));
+        assert_eq!(filed, want);
+        let mut none = 0;
+        in_order(&[] as &[u64], work, |_, _| none += 1);
+        assert_eq!(none, 0);
+    }
 }
