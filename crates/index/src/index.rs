@@ -213,10 +213,14 @@ impl Index {
     fn insert(&mut self, path: String, entry: FileEntry) {
         self.next_id = self.next_id.max(entry.id + 1);
         for (i, d) in entry.symbols.definitions.iter().enumerate() {
-            self.by_name
-                .entry(d.name.clone())
-                .or_default()
-                .push((entry.id, i as u32));
+            // Looked up by `&str` first: `entry` would copy the name just to look.
+            match self.by_name.get_mut(d.name.as_str()) {
+                Some(v) => v.push((entry.id, i as u32)),
+                None => {
+                    self.by_name
+                        .insert(d.name.clone(), vec![(entry.id, i as u32)]);
+                }
+            }
         }
         self.bm25.add(entry.id, &entry.chunks);
         self.by_id.insert(entry.id, path.clone());

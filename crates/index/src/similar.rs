@@ -17,11 +17,26 @@ pub const STEP: u32 = 20;
 
 /// A file's windows, with terms as ids into the file's own vocabulary (sorted, so that
 /// ids compare as the terms do). The index maps them to its ids once per file
-/// ([`Bm25::intern`]), not once per term and window.
+/// ([`Bm25::intern`]), not once per term and window. The vocabulary is one string, so that
+/// a file's terms cost one allocation, not one each (nearly all of them are already in the
+/// index's vocabulary, and only a new one is copied there).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Chunks {
-    pub vocab: Vec<String>,
+    /// The terms, one after another.
+    terms: String,
+    /// Where each term ends in `terms`.
+    ends: Vec<u32>,
     pub chunks: Vec<IdChunk>,
+}
+
+impl Chunks {
+    /// The file's terms, in id order.
+    pub fn vocab(&self) -> impl Iterator<Item = &str> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(a, b)| &self.terms[a as usize..*b as usize])
+    }
 }
 
 /// Cuts `text` into windows (a file shorter than a window is one chunk). Each line's terms
@@ -83,12 +98,15 @@ pub fn chunks(text: &str) -> Chunks {
         }
         start += STEP;
     }
+    let mut terms = String::with_capacity(local.bytes.len());
+    let mut ends = Vec::with_capacity(order.len());
+    for id in &order {
+        terms.push_str(local.term(*id));
+        ends.push(terms.len() as u32);
+    }
     Chunks {
-        // Whole terms of a `&str`, cut at ASCII boundaries: always UTF-8.
-        vocab: order
-            .iter()
-            .map(|id| String::from_utf8_lossy(local.term(*id)).into_owned())
-            .collect(),
+        terms,
+        ends,
         chunks: out,
     }
 }
@@ -100,7 +118,9 @@ pub fn chunks(text: &str) -> Chunks {
 #[derive(Default)]
 struct LocalVocab {
     table: HashTable<Slot>,
-    bytes: Vec<u8>,
+    /// The terms, one after another (lowercase ASCII or the `char` path's words, so the
+    /// cuts are always at character boundaries).
+    bytes: String,
     /// Where each id's term ends in `bytes` (it starts where the previous one ends).
     ends: Vec<usize>,
     /// Each id's first 8 bytes, as in its slot.
@@ -116,7 +136,7 @@ struct Slot {
 }
 
 impl LocalVocab {
-    fn term(&self, id: u32) -> &[u8] {
+    fn term(&self, id: u32) -> &str {
         term_in(&self.bytes, &self.ends, id)
     }
 
@@ -139,7 +159,7 @@ impl LocalVocab {
             s.first == first
                 && s.len == len
                 && (len <= 8 || {
-                    let (t, r) = (&term_in(bytes, ends, s.id)[8..], &raw[8..]);
+                    let (t, r) = (&term_in(bytes, ends, s.id).as_bytes()[8..], &raw[8..]);
                     if folded {
                         t.eq_ignore_ascii_case(r)
                     } else {
@@ -151,10 +171,9 @@ impl LocalVocab {
             return s.id;
         }
         let id = ends.len() as u32;
-        if folded {
-            bytes.extend(raw.iter().map(|b| fold(*b)));
-        } else {
-            bytes.extend_from_slice(raw);
+        match t {
+            RawTerm::Ascii(seg) => bytes.extend(seg.iter().map(|b| fold(*b) as char)),
+            RawTerm::Lower(w) => bytes.push_str(w),
         }
         ends.push(bytes.len());
         firsts.push(first);
@@ -182,7 +201,7 @@ impl LocalVocab {
     }
 }
 
-fn term_in<'a>(bytes: &'a [u8], ends: &[usize], id: u32) -> &'a [u8] {
+fn term_in<'a>(bytes: &'a str, ends: &[usize], id: u32) -> &'a str {
     let id = id as usize;
     &bytes[if id == 0 { 0 } else { ends[id - 1] }..ends[id]]
 }
@@ -309,13 +328,13 @@ impl Bm25 {
         b
     }
 
-    fn id(&mut self, term: String) -> u32 {
-        if let Some(id) = self.vocab.get(&term) {
+    fn id(&mut self, term: &str) -> u32 {
+        if let Some(id) = self.vocab.get(term) {
             return *id;
         }
         let id = self.terms.len() as u32;
-        self.terms.push(term.clone());
-        self.vocab.insert(term, id);
+        self.terms.push(term.to_string());
+        self.vocab.insert(term.to_string(), id);
         self.postings.push(Vec::new());
         self.df.push(0);
         id
@@ -323,7 +342,7 @@ impl Bm25 {
 
     /// A file's windows with their terms as this index's ids.
     pub fn intern(&mut self, chunks: Chunks) -> Vec<IdChunk> {
-        let ids: Vec<u32> = chunks.vocab.into_iter().map(|t| self.id(t)).collect();
+        let ids: Vec<u32> = chunks.vocab().map(|t| self.id(t)).collect();
         let mut out = chunks.chunks;
         for c in &mut out {
             for (t, _) in &mut c.terms {
@@ -477,7 +496,7 @@ mod tests {
     #[test]
     fn a_window_counts_its_terms_by_the_files_sorted_vocabulary() {
         let c = chunks("fooBar foo\nbar_baz x1 42\n");
-        assert_eq!(c.vocab, ["bar", "baz", "foo", "x1"]);
+        assert_eq!(c.vocab().collect::<Vec<_>>(), ["bar", "baz", "foo", "x1"]);
         assert_eq!(c.chunks.len(), 1);
         assert_eq!(c.chunks[0].terms, [(0, 2), (1, 1), (2, 2), (3, 1)]);
         assert_eq!((c.chunks[0].len, c.chunks[0].end_line), (6, 1));
@@ -534,7 +553,7 @@ mod tests {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            assert_eq!(got.vocab, vocab);
+            assert_eq!(got.vocab().collect::<Vec<_>>(), vocab);
             for c in &got.chunks {
                 let mut want: BTreeMap<u32, u32> = BTreeMap::new();
                 for t in lines[c.start_line as usize..=c.end_line as usize]
