@@ -305,8 +305,8 @@ impl Index {
             },
         );
         let t_file = t0.elapsed();
-        // Where a refresh spends its time (`MOAT_LOG=moat_index=debug`): the walk and the
-        // filing are serial, the parse is not.
+        // Where a refresh spends its time (`MOAT_LOG=moat_index=debug`): the walk comes
+        // first; parsing and filing overlap.
         tracing::debug!(
             walk = ?t_walk,
             parse_and_file = ?(t_file - t_walk),
@@ -672,14 +672,15 @@ fn examine(abs: &Path, opts: &WalkOptions, known: Option<&Known>) -> Outcome {
     }
 }
 
-/// Runs `work` over `items` on the pool and hands each result to `file` on this thread,
-/// in the items' order, soon after it and all before it are done (workers send a few at
-/// a time): the filing overlaps the work instead of following it. Workers take the next item from a counter, so results
-/// come nearly in order and few wait. Called from inside the pool (where blocking this
-/// thread could starve the workers), it works first and files afterwards.
 /// Results a worker hands over at once (see `in_order`).
 const BATCH: usize = 8;
 
+/// Runs `work` over `items` on the pool and hands each result to `file` on this thread,
+/// in the items' order, soon after it and all before it are done (workers send a few at
+/// a time): the filing overlaps the work instead of following it. Workers take the next
+/// item from a counter, so results come nearly in order and few wait. Called from inside
+/// the pool (where blocking this thread could starve the workers), it works first and
+/// files afterwards.
 fn in_order<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&T) -> R + Sync,
@@ -703,18 +704,17 @@ fn in_order<T: Sync, R: Send>(
                 let mut batch = Vec::with_capacity(BATCH);
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i < items.len() {
-                        batch.push((i, work(&items[i])));
-                    }
-                    if (i >= items.len() || batch.len() == BATCH)
-                        && !batch.is_empty()
-                        && tx.send(std::mem::take(&mut batch)).is_err()
-                    {
-                        break;
-                    }
                     if i >= items.len() {
                         break;
                     }
+                    batch.push((i, work(&items[i])));
+                    if batch.len() == BATCH && tx.send(std::mem::take(&mut batch)).is_err() {
+                        return;
+                    }
+                }
+                if !batch.is_empty() {
+                    // The receiver outlives the workers; a failed send means it unwound.
+                    let _ = tx.send(batch);
                 }
             });
         }

@@ -268,10 +268,6 @@ impl Bm25 {
         &self.terms
     }
 
-    pub fn into_vocabulary(self) -> Vec<String> {
-        self.terms
-    }
-
     /// Starts from a persisted vocabulary.
     pub fn with_vocabulary(terms: Vec<String>) -> Self {
         let vocab = terms
