@@ -1,7 +1,9 @@
 use anyhow::{anyhow, bail, Context, Result};
 use moat_context::post::Post;
 use moat_context::{Assembler, Budget, ContextMode, ContextStyle, Request};
-use moat_engine::{CancelFlag, DeviceChoice, Engine, EngineOptions, Flow, GenerateParams};
+use moat_engine::{
+    AvoidLine, CancelFlag, DeviceChoice, Engine, EngineOptions, Flow, GenerateParams,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -160,6 +162,7 @@ pub fn run(args: Args) -> Result<()> {
     let post = Post::new(lang, &assembled.prefix, &assembled.suffix);
     let params = GenerateParams {
         max_tokens: args.max_tokens,
+        avoid: AvoidLine::after(&prompt.prefix, &prompt.suffix),
         ..Default::default()
     };
     let tokens = engine.render_fim(prompt)?;

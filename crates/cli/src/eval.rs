@@ -48,6 +48,10 @@ pub struct Common {
     /// Also print each case's outcome (JSON lines on stderr).
     #[arg(long)]
     verbose: bool,
+    /// Decode without the repeat guard (a first line that repeats the one after the hole
+    /// is kept), to measure what the guard is worth.
+    #[arg(long)]
+    no_avoid: bool,
 }
 
 #[derive(Args)]
@@ -138,6 +142,7 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
     let mut c = Completer {
         engine: &mut engine,
         max_tokens: 64,
+        avoid_repeats: !a.common.no_avoid,
     };
     for row in &rows {
         let o = humaneval::run_row(&mut c, row)?;
@@ -230,6 +235,7 @@ fn repo_eval(a: RepoArgs) -> Result<()> {
             }
         },
         max_tokens: a.max_tokens,
+        avoid_repeats: !a.common.no_avoid,
         style: ContextStyle::from_name(&a.style)
             .with_context(|| format!("unknown style `{}` (comments, repo)", a.style))?,
         keep_prompts: a.prompts,

@@ -357,6 +357,7 @@ fn quality(
         },
         style: ContextStyle::default(),
         max_tokens,
+        avoid_repeats: true,
         keep_prompts: false,
         retrieval_only: false,
         stale_lines: None,

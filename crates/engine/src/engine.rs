@@ -9,6 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::fim::{self, FimFormat, FimPrompt};
 use crate::gguf::GgufFile;
 use crate::kv::{KvCache, KvSnapshot};
+use crate::repeat::{AvoidLine, Verdict};
 use crate::sampling::{Sampler, Sampling};
 use crate::tokenizer::Tokenizer;
 use crate::trim::Trimmer;
@@ -46,7 +47,14 @@ pub struct GenerateParams {
     pub stop_strings: Vec<String>,
     /// Keep going past end and markup tokens (benchmarks need a fixed number of steps).
     pub ignore_eos: bool,
+    /// A line not to write first (the one after the hole, see [`AvoidLine`]): a generation
+    /// that does backs up to the token that began it and takes the next best token, at
+    /// most [`AVOID_TRIES`] times.
+    pub avoid: Option<AvoidLine>,
 }
+
+/// How many times a generation backs up from the avoided line.
+pub const AVOID_TRIES: usize = 2;
 
 impl Default for GenerateParams {
     fn default() -> Self {
@@ -55,6 +63,7 @@ impl Default for GenerateParams {
             sampling: Sampling::greedy(),
             stop_strings: Vec::new(),
             ignore_eos: false,
+            avoid: None,
         }
     }
 }
@@ -299,6 +308,10 @@ impl Engine {
         let mut sampler = Sampler::new(params.sampling);
         let mut generated: Vec<u32> = Vec::new();
         let mut text = String::new();
+        // The avoided line's guard, while its verdict is pending: the tokens banned at the
+        // step where the last repeat began, and how many backs-ups are left.
+        let mut guard = params.avoid.as_ref();
+        let (mut banned, mut ban_at, mut tries) = (Vec::new(), usize::MAX, AVOID_TRIES);
         let stop = loop {
             if cancel.is_cancelled() {
                 break StopReason::Cancelled;
@@ -306,15 +319,51 @@ impl Engine {
             if generated.len() >= max_tokens {
                 break StopReason::MaxTokens;
             }
-            let next = sampler.sample(&logits.to_vec1::<f32>()?);
-            if self.tokenizer.is_special(next) && !params.ignore_eos {
-                break StopReason::EndOfText;
+            let mut row = logits.to_vec1::<f32>()?;
+            if generated.len() == ban_at {
+                for &t in &banned {
+                    row[t as usize] = f32::NEG_INFINITY;
+                }
             }
-            generated.push(next);
-            timings.generated_tokens = generated.len();
+            let next = sampler.sample(&row);
+            let end = self.tokenizer.is_special(next) && !params.ignore_eos;
+            if !end {
+                generated.push(next);
+                timings.generated_tokens = generated.len();
+            }
             let decoded = self.tokenizer.decode(&generated)?;
             // A token can end inside a multi-byte character; wait for the rest.
             if !decoded.ends_with('\u{FFFD}') {
+                if let Some(g) = guard {
+                    match g.verdict(&decoded, end) {
+                        Verdict::Pending => {}
+                        Verdict::Fine => guard = None,
+                        Verdict::Repeats(at) => {
+                            let k = self.token_at(&generated, at)?;
+                            if k != ban_at {
+                                (ban_at, banned) = (k, Vec::new());
+                            }
+                            banned.push(generated[k]);
+                            generated.truncate(k);
+                            tries -= 1;
+                            if tries == 0 {
+                                guard = None;
+                            }
+                            let mut back = prompt.to_vec();
+                            back.extend_from_slice(&generated);
+                            let (l, _) = self.prefill(&back, cancel)?;
+                            match l {
+                                Some(l) => logits = l,
+                                None => break StopReason::Cancelled,
+                            }
+                            text = self.tokenizer.decode(&generated)?;
+                            continue;
+                        }
+                    }
+                }
+                if end {
+                    break StopReason::EndOfText;
+                }
                 text = decoded;
                 if let Some(cut) = params
                     .stop_strings
@@ -331,6 +380,9 @@ impl Engine {
                     break StopReason::Complete;
                 }
             }
+            if end {
+                break StopReason::EndOfText;
+            }
             if generated.len() >= max_tokens {
                 break StopReason::MaxTokens;
             }
@@ -338,6 +390,16 @@ impl Engine {
             self.cached.push(next);
         };
         Ok(finish(text, generated, stop, timings, t1))
+    }
+
+    /// The index of the generated token whose text covers byte `at` of their decoded text.
+    fn token_at(&self, generated: &[u32], at: usize) -> Result<usize> {
+        for k in 0..generated.len() {
+            if self.tokenizer.decode(&generated[..=k])?.len() > at {
+                return Ok(k);
+            }
+        }
+        Ok(generated.len().saturating_sub(1))
     }
 
     /// Completes the hole between `prompt.prefix` and `prompt.suffix`: renders the model's

@@ -20,6 +20,7 @@ pub mod gguf;
 pub mod kv;
 pub mod prepare;
 pub mod qmat;
+pub mod repeat;
 pub mod sampling;
 pub mod tiny;
 pub mod tokenizer;
@@ -31,9 +32,10 @@ pub use config::ModelConfig;
 pub use device::DeviceChoice;
 pub use engine::{
     Engine, EngineInfo, EngineOptions, EngineSnapshot, Flow, GenerateParams, Generation,
-    StopReason, Timings,
+    StopReason, Timings, AVOID_TRIES,
 };
 pub use error::{EngineError, Result};
 pub use fim::{ContextFile, FimFormat, FimPrompt};
+pub use repeat::AvoidLine;
 pub use sampling::Sampling;
 pub use trim::Trimmer;

@@ -614,3 +614,84 @@ fn a_shaped_random_model_has_the_shape_it_was_given() {
     }
     assert_eq!(Shape::named("no-such-model"), None);
 }
+
+/// A prompt whose greedy generation writes a finished line, and that line.
+fn a_written_line(e: &mut Engine) -> (Vec<u32>, String) {
+    for i in 0..200 {
+        let prompt = e.tokenizer().encode(&format!("x{i} = ")).unwrap();
+        let text = e
+            .generate(&prompt, &params(64), &CancelFlag::new(), &mut |_| {
+                Flow::Continue
+            })
+            .unwrap()
+            .text;
+        let guard = |line: &str| moat_engine::AvoidLine {
+            head: String::new(),
+            line: line.trim_end().to_string(),
+        };
+        let Some(line) = text.split('\n').find(|l| !l.trim().is_empty()) else {
+            continue;
+        };
+        if matches!(
+            guard(line).verdict(&text, false),
+            moat_engine::repeat::Verdict::Repeats(_)
+        ) {
+            return (prompt, line.trim_end().to_string());
+        }
+    }
+    panic!("no prompt made the tiny model write a line");
+}
+
+#[test]
+fn a_first_line_that_repeats_the_avoided_one_is_written_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = load(&tiny(&dir, TinySpec::default()));
+    let (prompt, line) = a_written_line(&mut e);
+    let plain = e
+        .generate(&prompt, &params(64), &CancelFlag::new(), &mut |_| {
+            Flow::Continue
+        })
+        .unwrap();
+    let avoid = moat_engine::AvoidLine {
+        head: String::new(),
+        line: line.clone(),
+    };
+    let guarded = e
+        .generate(
+            &prompt,
+            &GenerateParams {
+                avoid: Some(avoid.clone()),
+                ..params(64)
+            },
+            &CancelFlag::new(),
+            &mut |_| Flow::Continue,
+        )
+        .unwrap();
+    assert_ne!(guarded.text, plain.text);
+    assert!(
+        !matches!(
+            avoid.verdict(&guarded.text, guarded.stop == StopReason::EndOfText),
+            moat_engine::repeat::Verdict::Repeats(_)
+        ),
+        "{line:?} written again: {:?}",
+        guarded.text
+    );
+    // The same tokens up to where the avoided line began: only that step chose otherwise.
+    let start = plain.text.find(line.trim_start()).unwrap();
+    assert!(guarded
+        .text
+        .starts_with(&plain.text[..start.min(plain.text.len())]));
+
+    // A line the model does not write changes nothing.
+    let other = GenerateParams {
+        avoid: Some(moat_engine::AvoidLine {
+            head: String::new(),
+            line: format!("{line} and more"),
+        }),
+        ..params(64)
+    };
+    let same = e
+        .generate(&prompt, &other, &CancelFlag::new(), &mut |_| Flow::Continue)
+        .unwrap();
+    assert_eq!(same.tokens, plain.tokens);
+}

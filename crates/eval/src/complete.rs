@@ -3,12 +3,14 @@
 
 use crate::Result;
 use moat_context::post::Post;
-use moat_engine::{CancelFlag, Engine, FimPrompt, Flow, GenerateParams, Timings};
+use moat_engine::{AvoidLine, CancelFlag, Engine, FimPrompt, Flow, GenerateParams, Timings};
 use moat_index::Lang;
 
 pub struct Completer<'a> {
     pub engine: &'a mut Engine,
     pub max_tokens: usize,
+    /// Back up from a first line that repeats the one after the hole, as the server does.
+    pub avoid_repeats: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +32,10 @@ impl Completer<'_> {
         let tokens = self.engine.render_fim(prompt)?;
         let params = GenerateParams {
             max_tokens: self.max_tokens,
+            avoid: self
+                .avoid_repeats
+                .then(|| AvoidLine::after(&prompt.prefix, &prompt.suffix))
+                .flatten(),
             ..Default::default()
         };
         let gen = self

@@ -55,6 +55,8 @@ pub struct Settings {
     pub budget: Budget,
     pub style: ContextStyle,
     pub max_tokens: usize,
+    /// Decode with the repeat guard (`Completer::avoid_repeats`).
+    pub avoid_repeats: bool,
     /// Keep each outcome's rendered prompt.
     pub keep_prompts: bool,
     /// Assemble the prompts and measure retrieval only; the model writes nothing.
@@ -154,6 +156,7 @@ fn complete(
         let mut c = Completer {
             engine,
             max_tokens: s.max_tokens,
+            avoid_repeats: s.avoid_repeats,
         };
         let window = (assembled.prefix.as_str(), assembled.suffix.as_str());
         let done = c.complete(&assembled.prompt, window, Some(hole.lang))?;

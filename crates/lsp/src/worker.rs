@@ -10,7 +10,7 @@ use moat_context::post::Post;
 use moat_context::{
     Assembler, Budget, ContextMemo, ContextMode, ContextStyle, RecentEdit, Request,
 };
-use moat_engine::{Adapter, CancelFlag, Engine, EngineOptions, Flow, GenerateParams};
+use moat_engine::{Adapter, AvoidLine, CancelFlag, Engine, EngineOptions, Flow, GenerateParams};
 use moat_index::{Index, Lang};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -377,6 +377,7 @@ fn run(
         .map_err(|e| WorkError::Completion(e.to_string()))?;
     let params = GenerateParams {
         max_tokens: input.max_tokens,
+        avoid: AvoidLine::after(&prompt.prefix, &prompt.suffix),
         ..Default::default()
     };
     let mut decoding_since: Option<std::time::Instant> = None;
