@@ -48,8 +48,8 @@ pub struct Common {
     /// Also print each case's outcome (JSON lines on stderr).
     #[arg(long)]
     verbose: bool,
-    /// Decode without the repeat guard (a first line that repeats the one after the hole
-    /// is kept), to measure what the guard is worth.
+    /// Decode without the first-line guard (a first line that repeats the one after the
+    /// hole, or sits outside its block, is kept), to measure what the guard is worth.
     #[arg(long)]
     no_avoid: bool,
 }
@@ -134,8 +134,8 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
             bail!("unknown language `{l}` (py, java, js)");
         }
     }
-    let rows = humaneval::load(&a.data)?;
-    let rows = humaneval::sample(rows, &a.lang, a.limit);
+    let set = humaneval::load(&a.data)?;
+    let rows = humaneval::sample(set.clone(), &a.lang, a.limit);
     let mut engine = load_engine(&a.common)?;
     let bar = crate::progress::bar(rows.len() as u64, "rows");
     let mut outcomes = Vec::new();
@@ -154,10 +154,12 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let scores = humaneval::scores(&outcomes);
+    let weighted = humaneval::weighted(&scores, &set);
     if a.common.json {
+        let weighted = weighted.map(|(f, o)| json!({ "first_line_em": f, "post_em": o }));
         println!(
             "{}",
-            json!({ "data": a.data.display().to_string(), "scores": scores })
+            json!({ "data": a.data.display().to_string(), "scores": scores, "weighted": weighted })
         );
     } else {
         println!(
@@ -169,6 +171,9 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
                 "{:<6} {:>5} {:>14.1} {:>10.1} {:>9.0} {:>9.0}",
                 l, s.n, s.first_line_em, s.post_em, s.latency_p50_ms, s.latency_p95_ms
             );
+        }
+        if let Some((f, o)) = weighted {
+            println!("{:<6} {:>5} {:>14.1} {:>10.1}", "wtd", "", f, o);
         }
     }
     Ok(())

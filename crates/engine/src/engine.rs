@@ -47,14 +47,15 @@ pub struct GenerateParams {
     pub stop_strings: Vec<String>,
     /// Keep going past end and markup tokens (benchmarks need a fixed number of steps).
     pub ignore_eos: bool,
-    /// A line not to write first (the one after the hole, see [`AvoidLine`]): a generation
-    /// that does backs up to the token that began it and takes the next best token, at
-    /// most [`AVOID_TRIES`] times.
+    /// First lines not to write (the one after the hole and others, see [`AvoidLine`]): a
+    /// generation that writes one backs up to the token that began it (or its indentation)
+    /// and takes the next best token, at most [`AVOID_TRIES`] times.
     pub avoid: Option<AvoidLine>,
 }
 
-/// How many times a generation backs up from the avoided line.
-pub const AVOID_TRIES: usize = 2;
+/// How many times a generation backs up from a refused first line (each costs the
+/// re-prefill of a few tokens: the cache keeps the prompt).
+pub const AVOID_TRIES: usize = 3;
 
 impl Default for GenerateParams {
     fn default() -> Self {
@@ -338,7 +339,7 @@ impl Engine {
                     match g.verdict(&decoded, end) {
                         Verdict::Pending => {}
                         Verdict::Fine => guard = None,
-                        Verdict::Repeats(at) => {
+                        Verdict::Refused(at) => {
                             let k = self.token_at(&generated, at)?;
                             if k != ban_at {
                                 (ban_at, banned) = (k, Vec::new());

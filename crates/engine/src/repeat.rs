@@ -2,15 +2,32 @@
 //! first line of the suffix, indentation and all), which is never what was missing there.
 //! The generator backs up to the token that began such a line and takes the next best token
 //! instead (`GenerateParams::avoid`).
+//!
+//! Two more first lines are refused the same way, each never right by indentation alone:
+//! - one shallower than the line above it and no deeper than a closer that follows (`}`,
+//!   `)`, `]` starting the next line): it would sit outside the block it is written in, or
+//!   close it before its own closer (the 0.5B ends a Java method early so, and starts a
+//!   `main` below it);
+//! - where only one line will be kept (`AvoidLine::one_line`), one that opens a block the
+//!   next line does not enter: the block would stay empty.
+//!
+//! No canonical line of HumanEval-FIM's 4,792 breaks any of the three.
 
-/// The line a completion should not write, and the text of the cursor's line before it.
+/// The first lines a completion should not write, told by the text around the hole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvoidLine {
     /// The cursor's line up to the cursor: the generation continues it.
     pub head: String,
     /// The suffix's first line with any non-blank character, as written (trailing blanks
-    /// aside).
+    /// aside); empty when there is none.
     pub line: String,
+    /// Indentation of the last line before the hole with any non-blank character (the head
+    /// included), in columns.
+    pub above: usize,
+    /// Only the first written line will be kept, with `line` after it (empty: nothing comes
+    /// after it): a first line that opens a block (ends in `{`, `(`, `[` or `:`) is refused
+    /// unless `line` is indented deeper.
+    pub one_line: bool,
 }
 
 /// What the generation so far says about its first written line.
@@ -18,20 +35,62 @@ pub struct AvoidLine {
 pub enum Verdict {
     /// That line is not finished yet.
     Pending,
-    /// It is finished and is not the avoided line.
+    /// It is finished and none of the rules refuses it.
     Fine,
-    /// It repeats the avoided line; its text starts at this byte of the generation.
-    Repeats(usize),
+    /// It is refused; its text starts at this byte of the generation.
+    Refused(usize),
 }
 
 impl AvoidLine {
     /// For a hole between `prefix` and `suffix`; none when the suffix has no written line.
     pub fn after(prefix: &str, suffix: &str) -> Option<Self> {
-        let line = suffix.split('\n').find(|l| !l.trim().is_empty())?;
-        Some(Self {
+        suffix
+            .split('\n')
+            .any(|l| !l.trim().is_empty())
+            .then(|| Self::around(prefix, suffix))
+    }
+
+    /// The guard for a hole of one line between `prefix` and `suffix`, of which only the
+    /// first written line is kept. At the end of the text (no written line after the hole)
+    /// no block can be entered, so any opener is refused.
+    pub fn one_line(prefix: &str, suffix: &str) -> Self {
+        Self {
+            one_line: true,
+            ..Self::around(prefix, suffix)
+        }
+    }
+
+    fn around(prefix: &str, suffix: &str) -> Self {
+        let written = |l: &&str| !l.trim().is_empty();
+        let line = suffix.split('\n').find(written).unwrap_or("");
+        Self {
             head: prefix[prefix.rfind('\n').map_or(0, |i| i + 1)..].to_string(),
             line: line.trim_end().to_string(),
-        })
+            above: prefix.rsplit('\n').find(written).map_or(0, columns),
+            one_line: false,
+        }
+    }
+
+    /// Whether a finished first line is refused, and for what: its indentation (the
+    /// generation backs up to the line's start) or its text (to its first character).
+    fn refuses(&self, line: &str) -> Option<Refusal> {
+        let line = line.trim_end();
+        if line == self.line {
+            return Some(Refusal::Text);
+        }
+        let code = line.trim_start();
+        if self.line.trim_start().starts_with(['}', ')', ']'])
+            && columns(line) <= columns(&self.line)
+            && columns(line) < self.above
+        {
+            return Some(Refusal::Indent);
+        }
+        let comment = code.starts_with('#') || code.starts_with("//");
+        (self.one_line
+            && !comment
+            && code.ends_with(['{', '(', '[', ':'])
+            && columns(&self.line) <= columns(line))
+        .then_some(Refusal::Text)
     }
 
     /// Judges the first line that the generation `text` writes a non-blank character on
@@ -56,14 +115,28 @@ impl AvoidLine {
             if end.is_none() && !ended {
                 return Verdict::Pending;
             }
-            let whole = format!("{head}{piece}");
-            return if whole.trim_end() == self.line {
-                Verdict::Repeats(start + first)
-            } else {
-                Verdict::Fine
+            return match self.refuses(&format!("{head}{piece}")) {
+                // A line that continues the head has the head's indentation: not refusable
+                // by it, so `start` is a line's start here.
+                Some(Refusal::Indent) => Verdict::Refused(start),
+                Some(Refusal::Text) => Verdict::Refused(start + first),
+                None => Verdict::Fine,
             };
         }
     }
+}
+
+enum Refusal {
+    Indent,
+    Text,
+}
+
+/// Indentation width, a tab counting four.
+fn columns(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| c.is_whitespace())
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
 }
 
 #[cfg(test)]
@@ -89,11 +162,11 @@ mod tests {
         assert_eq!(g.verdict("\n        return ans", false), Verdict::Pending);
         assert_eq!(
             g.verdict("\n        return answer;\n", false),
-            Verdict::Repeats(9)
+            Verdict::Refused(9)
         );
         assert_eq!(
             g.verdict("\n        return answer;", true),
-            Verdict::Repeats(9)
+            Verdict::Refused(9)
         );
         assert_eq!(
             g.verdict("\n            count += 1\n", false),
@@ -105,17 +178,82 @@ mod tests {
     fn indentation_tells_a_closer_from_the_next_one() {
         let g = guard("        }", "    }\n}");
         assert_eq!(g.verdict("\n        }\n", false), Verdict::Fine);
-        assert_eq!(g.verdict("\n    }\n", false), Verdict::Repeats(5));
+        assert_eq!(g.verdict("\n    }\n", false), Verdict::Refused(5));
     }
 
     #[test]
     fn the_cursors_line_counts_with_its_head() {
         let g = guard("def f():\n    ret", "\n    return 2");
-        assert_eq!(g.verdict("urn 2\n", false), Verdict::Repeats(0));
+        assert_eq!(g.verdict("urn 2\n", false), Verdict::Refused(0));
         assert_eq!(g.verdict("urn 1\n", false), Verdict::Fine);
         // Blank output first: the judged line is the next one written.
         let g = guard("def f():\n    ", "\n    return 2");
         assert_eq!(g.verdict("\n", false), Verdict::Pending);
-        assert_eq!(g.verdict("\n    return 2\n", false), Verdict::Repeats(5));
+        assert_eq!(g.verdict("\n    return 2\n", false), Verdict::Refused(5));
+    }
+}
+
+#[cfg(test)]
+mod rules {
+    use super::*;
+
+    #[test]
+    fn a_line_outside_the_block_before_its_closer_is_refused() {
+        // HumanEval-FIM Java: the method's last statement is missing; the 0.5B ends the
+        // method there and writes a comment for a `main` below it.
+        let g = AvoidLine::after("            }\n        }", "    }\n}\n").unwrap();
+        assert_eq!(g.above, 8);
+        // Backed up to the line's start: its indentation is what is wrong.
+        let comment = "\n    // Main method for testing\n";
+        assert_eq!(g.verdict(comment, false), Verdict::Refused(1));
+        assert_eq!(g.verdict("\n        return res;\n", false), Verdict::Fine);
+        // Closing more than the next line does is no better; a deeper closer is fine, and
+        // so is a line as deep as the one above (indentation the model got wrong on a
+        // right line).
+        assert_eq!(g.verdict("\n}\n", false), Verdict::Refused(1));
+        assert_eq!(g.verdict("\n        }\n", false), Verdict::Fine);
+        let g = AvoidLine::after("    {\n    count++;", "    }\n").unwrap();
+        assert_eq!(g.verdict("\n    count++;\n", false), Verdict::Fine);
+        // Not before a closer: anything goes.
+        let g = AvoidLine::after("        }", "    return x;\n").unwrap();
+        assert_eq!(g.verdict("\n    // done\n", false), Verdict::Fine);
+    }
+
+    #[test]
+    fn a_single_line_may_not_open_a_block_that_the_next_line_does_not_enter() {
+        // HumanEval-FIM Java: the method's last statement is missing, the 0.5B starts a
+        // `main` method instead.
+        let g = AvoidLine::one_line("        }", "    }\n}\n");
+        let main = "\n    public static void main(String[] args) {\n";
+        assert_eq!(g.verdict(main, false), Verdict::Refused(1));
+        assert_eq!(
+            g.verdict("\n        while (b != 0) {\n", false),
+            Verdict::Refused(9)
+        );
+        assert_eq!(g.verdict("\n        return res;\n", false), Verdict::Fine);
+        // Python's opener, and a body that follows deeper.
+        let g = AvoidLine::one_line("    x = 1", "    return x\n");
+        assert_eq!(g.verdict("\n    if x:\n", false), Verdict::Refused(5));
+        let g = AvoidLine::one_line("    x = 1", "        return x\n");
+        assert_eq!(g.verdict("\n    if x:\n", false), Verdict::Fine);
+        assert_eq!(g.verdict("\n    foo(\n", false), Verdict::Fine);
+        // Tabs count as four columns; comments open nothing.
+        let g = AvoidLine::one_line("\tx = 1", "\treturn x\n");
+        assert_eq!(g.verdict("\n    if x:\n", false), Verdict::Refused(5));
+        assert_eq!(g.verdict("\n\t# note:\n", false), Verdict::Fine);
+        // At the end of the file nothing can enter a block: the class's `}` is missing.
+        let g = AvoidLine::one_line("        }\n    }", "\n");
+        assert_eq!(g.verdict(main, false), Verdict::Refused(5));
+        assert_eq!(g.verdict("\n}\n", false), Verdict::Fine);
+        assert_eq!(g.verdict("\n}", true), Verdict::Fine);
+    }
+
+    #[test]
+    fn without_one_line_a_block_opener_is_fine() {
+        // The block's body may follow in the completion itself.
+        let g = AvoidLine::after("    x = 1;", "    return x;\n").unwrap();
+        assert_eq!(g.verdict("\n    if (x) {\n", false), Verdict::Fine);
+        let g = AvoidLine::one_line("    x = 1;", "    return x;\n");
+        assert_eq!(g.verdict("\n    if (x) {\n", false), Verdict::Refused(5));
     }
 }

@@ -628,13 +628,15 @@ fn a_written_line(e: &mut Engine) -> (Vec<u32>, String) {
         let guard = |line: &str| moat_engine::AvoidLine {
             head: String::new(),
             line: line.trim_end().to_string(),
+            above: 0,
+            one_line: false,
         };
         let Some(line) = text.split('\n').find(|l| !l.trim().is_empty()) else {
             continue;
         };
         if matches!(
             guard(line).verdict(&text, false),
-            moat_engine::repeat::Verdict::Repeats(_)
+            moat_engine::repeat::Verdict::Refused(_)
         ) {
             return (prompt, line.trim_end().to_string());
         }
@@ -655,6 +657,8 @@ fn a_first_line_that_repeats_the_avoided_one_is_written_otherwise() {
     let avoid = moat_engine::AvoidLine {
         head: String::new(),
         line: line.clone(),
+        above: 0,
+        one_line: false,
     };
     let guarded = e
         .generate(
@@ -671,7 +675,7 @@ fn a_first_line_that_repeats_the_avoided_one_is_written_otherwise() {
     assert!(
         !matches!(
             avoid.verdict(&guarded.text, guarded.stop == StopReason::EndOfText),
-            moat_engine::repeat::Verdict::Repeats(_)
+            moat_engine::repeat::Verdict::Refused(_)
         ),
         "{line:?} written again: {:?}",
         guarded.text
@@ -687,6 +691,8 @@ fn a_first_line_that_repeats_the_avoided_one_is_written_otherwise() {
         avoid: Some(moat_engine::AvoidLine {
             head: String::new(),
             line: format!("{line} and more"),
+            above: 0,
+            one_line: false,
         }),
         ..params(64)
     };

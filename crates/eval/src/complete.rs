@@ -23,10 +23,12 @@ pub struct Completion {
 }
 
 impl Completer<'_> {
-    /// Generates greedily until `done` says the output so far is enough.
+    /// Generates greedily until `done` says the output so far is enough. `one_line`: only
+    /// the first written line will be kept (`AvoidLine::one_line`).
     pub fn generate(
         &mut self,
         prompt: &FimPrompt,
+        one_line: bool,
         done: &dyn Fn(&str) -> bool,
     ) -> Result<(String, Timings)> {
         let tokens = self.engine.render_fim(prompt)?;
@@ -34,7 +36,10 @@ impl Completer<'_> {
             max_tokens: self.max_tokens,
             avoid: self
                 .avoid_repeats
-                .then(|| AvoidLine::after(&prompt.prefix, &prompt.suffix))
+                .then(|| match one_line {
+                    true => Some(AvoidLine::one_line(&prompt.prefix, &prompt.suffix)),
+                    false => AvoidLine::after(&prompt.prefix, &prompt.suffix),
+                })
                 .flatten(),
             ..Default::default()
         };
@@ -59,7 +64,7 @@ impl Completer<'_> {
         lang: Option<Lang>,
     ) -> Result<Completion> {
         let post = Post::new(lang, window.0, window.1);
-        let (raw, timings) = self.generate(prompt, &|t| post.end(t).is_some())?;
+        let (raw, timings) = self.generate(prompt, false, &|t| post.end(t).is_some())?;
         Ok(Completion {
             text: post.finish(&raw),
             raw,

@@ -132,6 +132,20 @@ pub fn scores(outcomes: &[Outcome]) -> BTreeMap<String, Score> {
     m
 }
 
+/// Pooled the way the report pools: each language's exact match weighted by its rows in the
+/// whole set (`set`), so that a sample of equal parts per language reads like the full
+/// run. `(first-line, ours)`; `None` without any scored language.
+pub fn weighted(scores: &BTreeMap<String, Score>, set: &[Row]) -> Option<(f64, f64)> {
+    let (mut w, mut first, mut ours) = (0.0, 0.0, 0.0);
+    for (l, s) in scores.iter().filter(|(l, _)| *l != "all") {
+        let rows = set.iter().filter(|r| &r.language == l).count() as f64;
+        w += rows;
+        first += rows * s.first_line_em;
+        ours += rows * s.post_em;
+    }
+    (w > 0.0).then(|| (first / w, ours / w))
+}
+
 /// Completes one row the way the report prompts it (no repository, no path).
 pub fn run_row(c: &mut Completer, row: &Row) -> Result<Outcome> {
     let prompt = FimPrompt {
@@ -151,7 +165,8 @@ pub fn run_row(c: &mut Completer, row: &Row) -> Result<Outcome> {
     let view = |t: &str| t.strip_prefix('\n').unwrap_or(t).to_string();
     // The first-line rule needs the first non-empty line whole.
     let done = |t: &str| view(t).contains('\n') && post.end(&view(t)).is_some();
-    let (raw, timings) = c.generate(&prompt, &done)?;
+    // Both scorings keep one line: the set's holes are single lines.
+    let (raw, timings) = c.generate(&prompt, true, &done)?;
     Ok(Outcome {
         name: row.name.clone(),
         language: row.language.clone(),
@@ -161,4 +176,49 @@ pub fn run_row(c: &mut Completer, row: &Row) -> Result<Outcome> {
         want: row.canonical_solution.clone(),
         ms: timings.prefill_ms + timings.decode_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(language: &str) -> Row {
+        Row {
+            name: String::new(),
+            language: language.into(),
+            prompt: String::new(),
+            suffix: String::new(),
+            canonical_solution: String::new(),
+        }
+    }
+
+    fn outcome(language: &str, right: bool) -> Outcome {
+        Outcome {
+            name: String::new(),
+            language: language.into(),
+            first_line: if right { "x = 1" } else { "x = 2" }.into(),
+            raw: String::new(),
+            post: "x = 1".into(),
+            want: "    x = 1".into(),
+            ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_weighted_pool_weighs_languages_by_their_rows_in_the_set() {
+        // A sample of two rows each; the set has three times as many js rows as py rows.
+        let set: Vec<Row> = ["py", "js", "js", "js"].iter().map(|l| row(l)).collect();
+        let outcomes = [
+            outcome("py", true),
+            outcome("py", true),
+            outcome("js", true),
+            outcome("js", false),
+        ];
+        let scores = scores(&outcomes);
+        assert_eq!(scores["all"].first_line_em, 75.0);
+        let (first, ours) = weighted(&scores, &set).unwrap();
+        assert!((first - (100.0 + 3.0 * 50.0) / 4.0).abs() < 1e-9, "{first}");
+        assert_eq!(ours, 100.0);
+        assert_eq!(weighted(&BTreeMap::new(), &set), None);
+    }
 }
