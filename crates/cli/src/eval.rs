@@ -135,7 +135,7 @@ fn humaneval_fim(a: HumanEvalArgs) -> Result<()> {
         }
     }
     let set = humaneval::load(&a.data)?;
-    let rows = humaneval::sample(set.clone(), &a.lang, a.limit);
+    let rows = humaneval::sample(&set, &a.lang, a.limit);
     let mut engine = load_engine(&a.common)?;
     let bar = crate::progress::bar(rows.len() as u64, "rows");
     let mut outcomes = Vec::new();

@@ -309,8 +309,8 @@ impl Engine {
         let mut sampler = Sampler::new(params.sampling);
         let mut generated: Vec<u32> = Vec::new();
         let mut text = String::new();
-        // The avoided line's guard, while its verdict is pending: the tokens banned at the
-        // step where the last repeat began, and how many backs-ups are left.
+        // The first-line guard, while its verdict is pending: the tokens banned at the step
+        // where the last refused line began, and how many back-ups are left.
         let mut guard = params.avoid.as_ref();
         let (mut banned, mut ban_at, mut tries) = (Vec::new(), usize::MAX, AVOID_TRIES);
         let stop = loop {

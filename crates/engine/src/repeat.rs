@@ -13,6 +13,8 @@
 //!
 //! No canonical line of HumanEval-FIM's 4,792 breaks any of the three.
 
+use crate::trim::indent;
+
 /// The first lines a completion should not write, told by the text around the hole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvoidLine {
@@ -66,7 +68,7 @@ impl AvoidLine {
         Self {
             head: prefix[prefix.rfind('\n').map_or(0, |i| i + 1)..].to_string(),
             line: line.trim_end().to_string(),
-            above: prefix.rsplit('\n').find(written).map_or(0, columns),
+            above: prefix.rsplit('\n').find(written).map_or(0, indent),
             one_line: false,
         }
     }
@@ -80,8 +82,8 @@ impl AvoidLine {
         }
         let code = line.trim_start();
         if self.line.trim_start().starts_with(['}', ')', ']'])
-            && columns(line) <= columns(&self.line)
-            && columns(line) < self.above
+            && indent(line) <= indent(&self.line)
+            && indent(line) < self.above
         {
             return Some(Refusal::Indent);
         }
@@ -89,7 +91,7 @@ impl AvoidLine {
         (self.one_line
             && !comment
             && code.ends_with(['{', '(', '[', ':'])
-            && columns(&self.line) <= columns(line))
+            && indent(&self.line) <= indent(line))
         .then_some(Refusal::Text)
     }
 
@@ -129,14 +131,6 @@ impl AvoidLine {
 enum Refusal {
     Indent,
     Text,
-}
-
-/// Indentation width, a tab counting four.
-fn columns(line: &str) -> usize {
-    line.chars()
-        .take_while(|c| c.is_whitespace())
-        .map(|c| if c == '\t' { 4 } else { 1 })
-        .sum()
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ pub struct Trimmer {
     next_line: String,
 }
 
-fn indent(s: &str) -> usize {
+/// Leading whitespace width (a tab counts 4).
+pub(crate) fn indent(s: &str) -> usize {
     s.chars()
         .take_while(|c| *c == ' ' || *c == '\t')
         .map(|c| if c == '\t' { 4 } else { 1 })

@@ -625,12 +625,7 @@ fn a_written_line(e: &mut Engine) -> (Vec<u32>, String) {
             })
             .unwrap()
             .text;
-        let guard = |line: &str| moat_engine::AvoidLine {
-            head: String::new(),
-            line: line.trim_end().to_string(),
-            above: 0,
-            one_line: false,
-        };
+        let guard = |line: &str| moat_engine::AvoidLine::after("", line).unwrap();
         let Some(line) = text.split('\n').find(|l| !l.trim().is_empty()) else {
             continue;
         };
@@ -654,12 +649,7 @@ fn a_first_line_that_repeats_the_avoided_one_is_written_otherwise() {
             Flow::Continue
         })
         .unwrap();
-    let avoid = moat_engine::AvoidLine {
-        head: String::new(),
-        line: line.clone(),
-        above: 0,
-        one_line: false,
-    };
+    let avoid = moat_engine::AvoidLine::after("", &line).unwrap();
     let guarded = e
         .generate(
             &prompt,
@@ -688,12 +678,7 @@ fn a_first_line_that_repeats_the_avoided_one_is_written_otherwise() {
 
     // A line the model does not write changes nothing.
     let other = GenerateParams {
-        avoid: Some(moat_engine::AvoidLine {
-            head: String::new(),
-            line: format!("{line} and more"),
-            above: 0,
-            one_line: false,
-        }),
+        avoid: moat_engine::AvoidLine::after("", &format!("{line} and more")),
         ..params(64)
     };
     let same = e

@@ -9,7 +9,7 @@ use moat_index::Lang;
 pub struct Completer<'a> {
     pub engine: &'a mut Engine,
     pub max_tokens: usize,
-    /// Back up from a first line that repeats the one after the hole, as the server does.
+    /// Decode with the first-line guard (`AvoidLine`), as the server does.
     pub avoid_repeats: bool,
 }
 
@@ -34,13 +34,11 @@ impl Completer<'_> {
         let tokens = self.engine.render_fim(prompt)?;
         let params = GenerateParams {
             max_tokens: self.max_tokens,
-            avoid: self
-                .avoid_repeats
-                .then(|| match one_line {
-                    true => Some(AvoidLine::one_line(&prompt.prefix, &prompt.suffix)),
-                    false => AvoidLine::after(&prompt.prefix, &prompt.suffix),
-                })
-                .flatten(),
+            avoid: match (self.avoid_repeats, one_line) {
+                (false, _) => None,
+                (true, true) => Some(AvoidLine::one_line(&prompt.prefix, &prompt.suffix)),
+                (true, false) => AvoidLine::after(&prompt.prefix, &prompt.suffix),
+            },
             ..Default::default()
         };
         let gen = self

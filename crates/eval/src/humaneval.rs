@@ -56,11 +56,11 @@ pub fn load(path: &Path) -> Result<Vec<Row>> {
 
 /// `limit` rows per language, evenly spaced through the set so that every part of it is
 /// represented (deterministic).
-pub fn sample(rows: Vec<Row>, langs: &[String], limit: Option<usize>) -> Vec<Row> {
-    let mut by_lang: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+pub fn sample(rows: &[Row], langs: &[String], limit: Option<usize>) -> Vec<Row> {
+    let mut by_lang: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in rows {
         if langs.is_empty() || langs.contains(&r.language) {
-            by_lang.entry(r.language.clone()).or_default().push(r);
+            by_lang.entry(&r.language).or_default().push(r);
         }
     }
     let mut out = Vec::new();
@@ -70,7 +70,7 @@ pub fn sample(rows: Vec<Row>, langs: &[String], limit: Option<usize>) -> Vec<Row
             continue;
         }
         let step = v.len() as f64 / n as f64;
-        out.extend((0..n).map(|i| v[(i as f64 * step) as usize].clone()));
+        out.extend((0..n).map(|i| Row::clone(v[(i as f64 * step) as usize])));
     }
     out
 }

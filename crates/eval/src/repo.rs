@@ -55,7 +55,7 @@ pub struct Settings {
     pub budget: Budget,
     pub style: ContextStyle,
     pub max_tokens: usize,
-    /// Decode with the repeat guard (`Completer::avoid_repeats`).
+    /// Decode with the first-line guard (`Completer::avoid_repeats`).
     pub avoid_repeats: bool,
     /// Keep each outcome's rendered prompt.
     pub keep_prompts: bool,
