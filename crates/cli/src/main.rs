@@ -86,8 +86,33 @@ fn no_huge_pages() {
     }
 }
 
+/// Gives tree-sitter's C allocations to mimalloc, the Rust side's allocator: `perf` of
+/// `moat index` found ~9% of its samples in glibc's malloc and free for tree-sitter's
+/// trees and stacks. Called before any tree-sitter object exists, so nothing allocated by
+/// one allocator is freed by the other.
+fn tree_sitter_on_mimalloc() {
+    unsafe extern "C" fn zeroed(count: usize, size: usize) -> *mut std::ffi::c_void {
+        match count.checked_mul(size) {
+            // Safety: mi_zalloc takes any size and returns null when it cannot.
+            Some(n) => unsafe { libmimalloc_sys::mi_zalloc(n) },
+            None => std::ptr::null_mut(),
+        }
+    }
+    // Safety: the four functions are one allocator's malloc, calloc, realloc and free, and
+    // no tree-sitter object has been made yet (this runs first in `main`).
+    unsafe {
+        tree_sitter::set_allocator(
+            Some(libmimalloc_sys::mi_malloc),
+            Some(zeroed),
+            Some(libmimalloc_sys::mi_realloc),
+            Some(libmimalloc_sys::mi_free),
+        );
+    }
+}
+
 fn main() {
     no_huge_pages();
+    tree_sitter_on_mimalloc();
     let cli = Cli::parse();
     let filter = std::env::var("MOAT_LOG").unwrap_or_else(|_| cli.log.clone());
     let logs =
