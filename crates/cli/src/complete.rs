@@ -113,7 +113,7 @@ pub fn run(args: Args) -> Result<()> {
         .strip_prefix(&root)
         .map(|p| p.to_string_lossy().replace('\\', "/"))
         .unwrap_or_else(|_| file.display().to_string());
-    let lang = moat_index::Lang::from_path(&abs);
+    let lang = moat_index::Lang::from_path_and_text(&abs, &text);
     // The index only when the prompt draws on it; `none` and `file` stay instant.
     let index = if mode == ContextMode::Repo {
         Some(crate::index::open(&root)?.0)

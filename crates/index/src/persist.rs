@@ -12,8 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"MOATIDX\0";
-/// Bump when `FileEntry` or the extraction queries change meaning (4: local kinds).
-const VERSION: u32 = 4;
+/// Bump when `FileEntry` or the extraction queries change meaning (4: local kinds; 5: a
+/// C++ `.h` is C++).
+const VERSION: u32 = 5;
 
 /// The body: the vocabulary and the files, each in separately encoded parts, so that a
 /// restart decodes them on all cores.

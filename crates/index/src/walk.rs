@@ -178,6 +178,7 @@ pub fn read_source(path: &Path, opts: &WalkOptions) -> Result<(Lang, String), Sk
     if is_minified(path, &text) {
         return Err(Skip::Minified);
     }
+    let lang = Lang::from_path_and_text(path, &text).unwrap_or(lang);
     Ok((lang, text))
 }
 

@@ -306,6 +306,8 @@ fn c_and_cpp() {
         files: &[
             ("include/buf.h", "#ifndef BUF_H\n#define BUF_H\n#define BUF_MAX 64\ntypedef struct buf {\n  int len;\n} buf_t;\nint buf_push(buf_t *b, int x);\n#endif\n"),
             ("src/buf.c", "#include \"../include/buf.h\"\n#include <stdio.h>\n\n/* Appends x. */\nint buf_push(buf_t *b, int x) {\n  b->len += x;\n  return b->len;\n}\n"),
+            // A C++ header: `.h` is shared with C, its text says which it is.
+            ("include/grid.h", "#pragma once\n#include <vector>\nnamespace geo {\ntemplate <typename T>\nclass Grid {\n public:\n  T at(int i) const;\n};\n}\n"),
             ("src/shape.cpp", "#include \"buf.h\"\nnamespace geo {\nclass Shape {\n public:\n  virtual double area() const;\n  int sides;\n};\ndouble Shape::area() const { return 0.0; }\n}\n"),
         ],
         defs: &[
@@ -315,6 +317,9 @@ fn c_and_cpp() {
             ("include/buf.h", "buf_t", Type, "", "typedef struct buf"),
             ("include/buf.h", "buf_push", Function, "", "int buf_push(buf_t *b, int x);"),
             ("src/buf.c", "buf_push", Function, "", "int buf_push(buf_t *b, int x)"),
+            ("include/grid.h", "geo", Module, "", "namespace geo"),
+            ("include/grid.h", "Grid", Class, "geo", "class Grid"),
+            ("include/grid.h", "at", Method, "geo.Grid", "T at(int i) const;"),
             ("src/shape.cpp", "geo", Module, "", "namespace geo"),
             ("src/shape.cpp", "Shape", Class, "geo", "class Shape"),
             ("src/shape.cpp", "area", Method, "geo.Shape", "virtual double area() const;"),

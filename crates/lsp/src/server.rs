@@ -341,10 +341,16 @@ impl Backend {
         }
     }
 
-    fn lang_of(&self, uri: &Uri, language_id: &str) -> Option<Lang> {
-        uri.to_file_path()
-            .and_then(|p| Lang::from_path(&p))
-            .or_else(|| Lang::from_name(language_id))
+    /// By the path and text as the index decides it, so that the open document and its
+    /// indexed copy agree; an editor that calls a `.h` C++ is believed.
+    fn lang_of(&self, uri: &Uri, language_id: &str, text: &str) -> Option<Lang> {
+        let by_path = uri
+            .to_file_path()
+            .and_then(|p| Lang::from_path_and_text(&p, text));
+        match (by_path, Lang::from_name(language_id)) {
+            (Some(Lang::C), Some(Lang::Cpp)) => Some(Lang::Cpp),
+            (p, named) => p.or(named),
+        }
     }
 
     /// Keeps the index in step with an open document (off the async threads).
@@ -352,7 +358,7 @@ impl Backend {
         if text.len() > INDEX_MAX_BYTES || lock(&self.state.root).is_none() {
             return;
         }
-        let Some(lang) = self.lang_of(uri, language_id) else {
+        let Some(lang) = self.lang_of(uri, language_id, text) else {
             return;
         };
         let rel = self.rel_path(uri);
@@ -571,7 +577,7 @@ impl Backend {
             uri: key.clone(),
             path,
             repo_name,
-            lang: self.lang_of(uri, language_id),
+            lang: self.lang_of(uri, language_id, text),
             text: text.to_string(),
             cursor,
             mode: settings.context,
