@@ -9,9 +9,15 @@
 //!   close it before its own closer (the 0.5B ends a Java method early so, and starts a
 //!   `main` below it);
 //! - where only one line will be kept (`AvoidLine::one_line`), one that opens a block the
-//!   next line does not enter: the block would stay empty.
+//!   next line does not enter: the block would stay empty;
+//! - one that ends its block (`return`, `pass`, `raise`, `break`, `continue`, `throw`) as
+//!   deep as the next line of code, which would then never run (the 0.5B returns early
+//!   right after a Python docstring so: `return len(string)` above `for c in string:`). A
+//!   next line that continues the statement (`elif`, `else`, `except`, `case`, a closer)
+//!   or that is a declaration the language hoists (`function`, Rust's items) does not
+//!   count, nor does a line the user began (the head).
 //!
-//! No canonical line of HumanEval-FIM's 4,792 breaks any of the three.
+//! No canonical line of HumanEval-FIM's 4,792 breaks any of the four.
 
 use crate::trim::indent;
 
@@ -75,7 +81,8 @@ impl AvoidLine {
 
     /// Whether a finished first line is refused, and for what: its indentation (the
     /// generation backs up to the line's start) or its text (to its first character).
-    fn refuses(&self, line: &str) -> Option<Refusal> {
+    /// `begun`: the line began before the hole (the head has code on it).
+    fn refuses(&self, line: &str, begun: bool) -> Option<Refusal> {
         let line = line.trim_end();
         if line == self.line {
             return Some(Refusal::Text);
@@ -87,12 +94,57 @@ impl AvoidLine {
         {
             return Some(Refusal::Indent);
         }
-        let comment = code.starts_with('#') || code.starts_with("//");
+        if !begun && ends_block(code) && self.unreachable_at(indent(line)) {
+            return Some(Refusal::Text);
+        }
+        let comment = is_comment(code);
         (self.one_line
             && !comment
             && code.ends_with(['{', '(', '[', ':'])
             && indent(&self.line) <= indent(line))
         .then_some(Refusal::Text)
+    }
+
+    /// Whether a line that ends its block at `depth` columns would leave the suffix's first
+    /// line unreachable.
+    fn unreachable_at(&self, depth: usize) -> bool {
+        let next = self.line.trim_start();
+        const GOES_ON: &[&str] = &[
+            "elif",
+            "else",
+            "except",
+            "finally",
+            "case",
+            "default",
+            "catch",
+            "function",
+            "async",
+            "fn",
+            "pub",
+            "struct",
+            "enum",
+            "impl",
+            "use",
+            "mod",
+            "trait",
+            "type",
+            "const",
+            "static",
+            "macro_rules",
+        ];
+        let first_word = next
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("");
+        let label = next
+            .strip_suffix(':')
+            .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_'));
+        !next.is_empty()
+            && indent(&self.line) == depth
+            && !next.starts_with(['}', ')', ']', '#', '@'])
+            && !is_comment(next)
+            && !GOES_ON.contains(&first_word)
+            && !label
     }
 
     /// Judges the first line that the generation `text` writes a non-blank character on
@@ -117,7 +169,8 @@ impl AvoidLine {
             if end.is_none() && !ended {
                 return Verdict::Pending;
             }
-            return match self.refuses(&format!("{head}{piece}")) {
+            let begun = !head.trim().is_empty();
+            return match self.refuses(&format!("{head}{piece}"), begun) {
                 // A line that continues the head has the head's indentation: not refusable
                 // by it, so `start` is a line's start here.
                 Some(Refusal::Indent) => Verdict::Refused(start),
@@ -126,6 +179,20 @@ impl AvoidLine {
             };
         }
     }
+}
+
+fn is_comment(code: &str) -> bool {
+    code.starts_with('#') || code.starts_with("//") || code.starts_with("/*")
+}
+
+/// Whether a line of code (indentation stripped) is a statement after which its block runs
+/// no further.
+fn ends_block(code: &str) -> bool {
+    const ENDERS: &[&str] = &["return", "pass", "raise", "break", "continue", "throw"];
+    ENDERS.iter().any(|k| {
+        code.strip_prefix(k)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+    })
 }
 
 enum Refusal {
@@ -240,6 +307,59 @@ mod rules {
         assert_eq!(g.verdict(main, false), Verdict::Refused(5));
         assert_eq!(g.verdict("\n}\n", false), Verdict::Fine);
         assert_eq!(g.verdict("\n}", true), Verdict::Fine);
+    }
+
+    #[test]
+    fn a_line_that_makes_the_next_one_unreachable_is_refused() {
+        // HumanEval-FIM Python: the 0.5B returns right after the docstring.
+        let g = AvoidLine::after("    \"\"\"", "    for char in string:\n").unwrap();
+        let early = "\n    return len(string)\n";
+        assert_eq!(g.verdict(early, false), Verdict::Refused(5));
+        assert_eq!(g.verdict("\n    pass\n", false), Verdict::Refused(5));
+        assert_eq!(g.verdict("\n    length = 0\n", false), Verdict::Fine);
+        // Deeper, it ends an inner block; a word that only begins with a keyword is no
+        // keyword.
+        assert_eq!(g.verdict("\n        return x\n", false), Verdict::Fine);
+        assert_eq!(g.verdict("\n    return_value = 0\n", false), Verdict::Fine);
+        assert_eq!(g.verdict("\n    passes = 0\n", false), Verdict::Fine);
+        // Brace languages: the next line is code as deep.
+        let g = AvoidLine::after("        }", "    y.sort();\n").unwrap();
+        assert_eq!(g.verdict("\n    return x;\n", false), Verdict::Refused(5));
+        assert_eq!(g.verdict("\n    throw e;\n", false), Verdict::Refused(5));
+        assert_eq!(g.verdict("\n    break;\n", false), Verdict::Refused(5));
+    }
+
+    #[test]
+    fn a_next_line_that_goes_on_from_a_return_keeps_it() {
+        let fine = |suffix: &str| {
+            let g = AvoidLine::after("    if x:", suffix).unwrap();
+            g.verdict("\n    return x\n", false)
+        };
+        for next in [
+            "    elif y:",
+            "    else:",
+            "    except ValueError:",
+            "    finally:",
+            "    }",
+            "    } else {",
+            "    case 2:",
+            "    default:",
+            "    function helper() {",
+            "    fn helper() {}",
+            "    # a comment",
+            "    // a comment",
+            "    #endif",
+            "    retry:",
+            "    @decorator",
+        ] {
+            assert_eq!(fine(next), Verdict::Fine, "{next}");
+        }
+        assert_eq!(fine("    y = 2"), Verdict::Refused(5));
+        // A line the user began is theirs.
+        let g = AvoidLine::after("    \"\"\"\n    return ", "    y = 2\n").unwrap();
+        assert_eq!(g.verdict("x\n", false), Verdict::Fine);
+        let g = AvoidLine::after("x = 1\n    ret", "    y = 2\n").unwrap();
+        assert_eq!(g.verdict("urn x\n", false), Verdict::Fine);
     }
 
     #[test]
