@@ -3,11 +3,12 @@
 //! The generator backs up to the token that began such a line and takes the next best token
 //! instead (`GenerateParams::avoid`).
 //!
-//! Two more first lines are refused the same way, each never right by indentation alone:
+//! Three more first lines are refused the same way:
 //! - one shallower than the line above it and no deeper than a closer that follows (`}`,
-//!   `)`, `]` starting the next line): it would sit outside the block it is written in, or
-//!   close it before its own closer (the 0.5B ends a Java method early so, and starts a
-//!   `main` below it);
+//!   `)`, `]` starting the next line) or a clause that goes on from the block's statement
+//!   (`else:`, `elif`, `except`, `finally`): it would sit outside the block it is written
+//!   in, or close it before its own closer (the 0.5B ends a Java method early so, and
+//!   starts a `main` below it), or cut an `if` from its `else` (a syntax error);
 //! - where only one line will be kept (`AvoidLine::one_line`), one that opens a block the
 //!   next line does not enter: the block would stay empty;
 //! - one that ends its block (`return`, `pass`, `raise`, `break`, `continue`, `throw`) as
@@ -88,7 +89,7 @@ impl AvoidLine {
             return Some(Refusal::Text);
         }
         let code = line.trim_start();
-        if self.line.trim_start().starts_with(['}', ')', ']'])
+        if self.closes_below(code)
             && indent(line) <= indent(&self.line)
             && indent(line) < self.above
         {
@@ -103,6 +104,22 @@ impl AvoidLine {
             && code.ends_with(['{', '(', '[', ':'])
             && indent(&self.line) <= indent(line))
         .then_some(Refusal::Text)
+    }
+
+    /// Whether the suffix's first line ends the block above the hole, so that the first line
+    /// `code` (indentation stripped) must stay inside it: a closer, or a clause that goes on
+    /// from the block's statement (`else:`, `except …:`), which nothing but a comment or
+    /// another such clause may precede at its own depth.
+    fn closes_below(&self, code: &str) -> bool {
+        let next = self.line.trim_start();
+        if next.starts_with(['}', ')', ']']) {
+            return true;
+        }
+        const CLAUSES: &[&str] = &["elif", "else", "except", "finally"];
+        CLAUSES.contains(&first_word(next))
+            && !CLAUSES.contains(&first_word(code))
+            && !code.starts_with(['}', ')', ']'])
+            && !is_comment(code)
     }
 
     /// Whether a line that ends its block at `depth` columns would leave the suffix's first
@@ -132,10 +149,6 @@ impl AvoidLine {
             "static",
             "macro_rules",
         ];
-        let first_word = next
-            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .next()
-            .unwrap_or("");
         let label = next
             .strip_suffix(':')
             .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_'));
@@ -143,7 +156,7 @@ impl AvoidLine {
             && indent(&self.line) == depth
             && !next.starts_with(['}', ')', ']', '#', '@'])
             && !is_comment(next)
-            && !GOES_ON.contains(&first_word)
+            && !GOES_ON.contains(&first_word(next))
             && !label
     }
 
@@ -179,6 +192,12 @@ impl AvoidLine {
             };
         }
     }
+}
+
+fn first_word(code: &str) -> &str {
+    code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("")
 }
 
 fn is_comment(code: &str) -> bool {
@@ -278,6 +297,28 @@ mod rules {
         // Not before a closer: anything goes.
         let g = AvoidLine::after("        }", "    return x;\n").unwrap();
         assert_eq!(g.verdict("\n    // done\n", false), Verdict::Fine);
+    }
+
+    #[test]
+    fn a_line_between_a_block_and_its_else_is_refused() {
+        // HumanEval-FIM Python: the `if` body's last line, written at the `else:`'s depth.
+        let prefix = "        if n % d == 0:\n            factors.append(d)";
+        let g = AvoidLine::after(prefix, "        else:\n            d += 1\n").unwrap();
+        assert_eq!(g.verdict("\n        n //= d\n", false), Verdict::Refused(1));
+        assert_eq!(g.verdict("\n    n //= d\n", false), Verdict::Refused(1));
+        assert_eq!(g.verdict("\n            n //= d\n", false), Verdict::Fine);
+        // Another clause, a closer or a comment may come before it.
+        assert_eq!(g.verdict("\n        elif n < 0:\n", false), Verdict::Fine);
+        assert_eq!(g.verdict("\n        # odd\n", false), Verdict::Fine);
+        let g = AvoidLine::after(prefix, "        except ValueError:\n").unwrap();
+        assert_eq!(g.verdict("\n        n //= d\n", false), Verdict::Refused(1));
+        // Brace languages' `else` on its own line, after the closer.
+        let g = AvoidLine::after("    if (x) {\n        y();", "    else {\n").unwrap();
+        assert_eq!(g.verdict("\n    z();\n", false), Verdict::Refused(1));
+        assert_eq!(g.verdict("\n    }\n", false), Verdict::Fine);
+        // `elsewhere` is no clause.
+        let g = AvoidLine::after(prefix, "        elsewhere = 1\n").unwrap();
+        assert_eq!(g.verdict("\n        n //= d\n", false), Verdict::Fine);
     }
 
     #[test]
