@@ -3,7 +3,12 @@
 //! The generator backs up to the token that began such a line and takes the next best token
 //! instead (`GenerateParams::avoid`).
 //!
-//! Three more first lines are refused the same way:
+//! Four more first lines are refused the same way:
+//! - one that only closes brackets (`}`, `});`) above a deeper next line, which the
+//!   closer would leave outside any block: where that line is as deep as the one above the
+//!   hole, the generation backs up to the line's newline so that it goes on (`} else {`),
+//!   else to its indentation (it closes too much); or one as deep as a closer that
+//!   follows, which would close one block twice: backed up to its indentation;
 //! - one shallower than the line above it and no deeper than a closer that follows (`}`,
 //!   `)`, `]` starting the next line) or a clause that goes on from the block's statement
 //!   (`else:`, `elif`, `except`, `finally`): it would sit outside the block it is written
@@ -18,7 +23,7 @@
 //!   or that is a declaration the language hoists (`function`, Rust's items) does not
 //!   count, nor does a line the user began (the head).
 //!
-//! No canonical line of HumanEval-FIM's 4,792 breaks any of the four.
+//! No canonical line of HumanEval-FIM's 4,792 breaks any of the five.
 
 use crate::trim::indent;
 
@@ -94,6 +99,21 @@ impl AvoidLine {
             && indent(line) < self.above
         {
             return Some(Refusal::Indent);
+        }
+        if closers_only(code) && !self.line.is_empty() {
+            let next = indent(&self.line);
+            // Next as deep as the line above: one body ends and a sibling follows (`} else
+            // {`). Shallower than that: the closer closes too many blocks.
+            if next > indent(line) {
+                return Some(if next >= self.above {
+                    Refusal::End
+                } else {
+                    Refusal::Indent
+                });
+            }
+            if next == indent(line) && self.line.trim_start().starts_with(['}', ')', ']']) {
+                return Some(Refusal::Indent);
+            }
         }
         if !begun && ends_block(code) && self.unreachable_at(indent(line)) {
             return Some(Refusal::Text);
@@ -188,6 +208,9 @@ impl AvoidLine {
                 // by it, so `start` is a line's start here.
                 Some(Refusal::Indent) => Verdict::Refused(start),
                 Some(Refusal::Text) => Verdict::Refused(start + first),
+                // The line must go on (`} else {`): back up to its newline. A generation
+                // that has ended there has no token to take back.
+                Some(Refusal::End) => end.map_or(Verdict::Fine, Verdict::Refused),
                 None => Verdict::Fine,
             };
         }
@@ -198,6 +221,12 @@ fn first_word(code: &str) -> &str {
     code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .next()
         .unwrap_or("")
+}
+
+/// Whether a line of code (indentation stripped) only closes brackets (`}`, `});`, `],`).
+fn closers_only(code: &str) -> bool {
+    let body = code.trim_end_matches([';', ',']);
+    !body.is_empty() && body.chars().all(|c| matches!(c, '}' | ')' | ']'))
 }
 
 fn is_comment(code: &str) -> bool {
@@ -217,6 +246,7 @@ fn ends_block(code: &str) -> bool {
 enum Refusal {
     Indent,
     Text,
+    End,
 }
 
 #[cfg(test)]
@@ -297,6 +327,31 @@ mod rules {
         // Not before a closer: anything goes.
         let g = AvoidLine::after("        }", "    return x;\n").unwrap();
         assert_eq!(g.verdict("\n    // done\n", false), Verdict::Fine);
+    }
+
+    #[test]
+    fn a_closer_must_leave_the_next_line_in_a_block_and_close_once() {
+        // HumanEval-FIM JavaScript: `}else{` wanted, the 0.5B closes the `if` only.
+        let g = AvoidLine::after("\tif(x){\n\t\treturn true;", "\t\treturn false;\n\t}\n").unwrap();
+        let text = "\n\t}\n";
+        assert_eq!(g.verdict(text, false), Verdict::Refused(3));
+        assert_eq!(g.verdict("\n\t}else{\n", false), Verdict::Fine);
+        // Ended without a newline: nothing to take back.
+        assert_eq!(g.verdict("\n\t}", true), Verdict::Fine);
+        // The `if` body's statement wanted, the 0.5B writes a closer before `} else {`.
+        let g = AvoidLine::after("    if (a) {", "    } else {\n").unwrap();
+        assert_eq!(g.verdict("\n    }\n", false), Verdict::Refused(1));
+        assert_eq!(g.verdict("\n      a();\n", false), Verdict::Fine);
+        // Between an inner closer and the outer body's next line: too shallow (the 0.5B
+        // closes a `while` where a `for` ends).
+        let g = AvoidLine::after("        for (;;) {\n            }", "        next();\n").unwrap();
+        assert_eq!(g.verdict("\n    }\n", false), Verdict::Refused(1));
+        assert_eq!(g.verdict("\n        }\n", false), Verdict::Fine);
+        // A closer deeper than the next one, or above a shallower line, is fine.
+        let g = AvoidLine::after("        a();", "  }\n").unwrap();
+        assert_eq!(g.verdict("\n    });\n", false), Verdict::Fine);
+        let g = AvoidLine::after("        a();", "  b();\n").unwrap();
+        assert_eq!(g.verdict("\n    ]\n", false), Verdict::Fine);
     }
 
     #[test]
