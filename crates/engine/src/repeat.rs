@@ -23,7 +23,8 @@
 //!   or that is a declaration the language hoists (`function`, Rust's items) does not
 //!   count, nor does a line the user began (the head).
 //!
-//! No canonical line of HumanEval-FIM's 4,792 breaks any of the five.
+//! No canonical line of HumanEval-FIM's 4,792 breaks any of them (checked by
+//! `crates/eval/tests/guard_vs_canonical.rs`).
 
 use crate::trim::indent;
 
@@ -119,10 +120,13 @@ impl AvoidLine {
             return Some(Refusal::Text);
         }
         let comment = is_comment(code);
+        // `case 'a':` above `case 'e':` shares its body (a C-family fall-through label).
+        let labels = |l: &str| matches!(first_word(l), "case" | "default");
         (self.one_line
             && !comment
             && code.ends_with(['{', '(', '[', ':'])
-            && indent(&self.line) <= indent(line))
+            && indent(&self.line) <= indent(line)
+            && !(labels(code) && labels(self.line.trim_start())))
         .then_some(Refusal::Text)
     }
 
@@ -172,9 +176,16 @@ impl AvoidLine {
         let label = next
             .strip_suffix(':')
             .is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_'));
+        // A next line that starts with an operator (`? a : b`, `.map(…)`, `+ x`) goes on
+        // with the statement; a Python `pass` is harmless unreached (the set's stubs end
+        // so after their `return`).
+        let word_or_string = next.starts_with(|c: char| {
+            c.is_alphanumeric() || matches!(c, '_' | '$' | '"' | '\'' | '`')
+        });
         !next.is_empty()
             && indent(&self.line) == depth
-            && !next.starts_with(['}', ')', ']', '#', '@'])
+            && word_or_string
+            && next != "pass"
             && !is_comment(next)
             && !GOES_ON.contains(&first_word(next))
             && !label
@@ -394,6 +405,13 @@ mod rules {
         let g = AvoidLine::one_line("    x = 1", "        return x\n");
         assert_eq!(g.verdict("\n    if x:\n", false), Verdict::Fine);
         assert_eq!(g.verdict("\n    foo(\n", false), Verdict::Fine);
+        // Fall-through labels share the next one's body.
+        let g = AvoidLine::one_line("            case 'a':", "            case 'e':\n");
+        assert_eq!(g.verdict("\n            case 'o':\n", false), Verdict::Fine);
+        assert_eq!(
+            g.verdict("\n            if (x) {\n", false),
+            Verdict::Refused(13)
+        );
         // Tabs count as four columns; comments open nothing.
         let g = AvoidLine::one_line("\tx = 1", "\treturn x\n");
         assert_eq!(g.verdict("\n    if x:\n", false), Verdict::Refused(5));
@@ -447,6 +465,9 @@ mod rules {
             "    #endif",
             "    retry:",
             "    @decorator",
+            "    ? char.toUpperCase()",
+            "    .map(f)",
+            "    pass",
         ] {
             assert_eq!(fine(next), Verdict::Fine, "{next}");
         }
